@@ -1,0 +1,102 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` upgrades the store schema, refuses to start on an
+unsafe bind (no token while one is required), installs the error handlers,
+CORS for the configured origins only and a request-size guard, and mounts one
+router per resource. It starts no worker: ``tunelab serve`` does that, so the
+API can restart while training goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tunelab import __version__
+from tunelab.api.auth import check_startup
+from tunelab.api.errors import error_body, install_error_handlers
+from tunelab.settings import Settings, get_settings
+
+# JSON bodies are small; only upload routes may stream up to max_upload_bytes.
+MAX_JSON_BYTES = 8 * 1024 * 1024
+UPLOAD_PATHS = ("/api/datasets", "/api/datasets/preview", "/v1/files")
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class BodySizeLimit:
+    """Answer 413 early when ``Content-Length`` announces too large a body.
+
+    Uploads are counted again while streaming (``uploads.py``), since a chunked
+    body announces no length.
+    """
+
+    def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            path = scope["path"].rstrip("/")
+            limit = (
+                self.max_upload_bytes + MULTIPART_OVERHEAD if path in UPLOAD_PATHS else MAX_JSON_BYTES
+            )
+            if length is not None and length.isdigit() and int(length) > limit:
+                await _send_413(send, int(length), limit)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _send_413(send: Send, length: int, limit: int) -> None:
+    import json
+
+    body = json.dumps(
+        error_body(
+            "payload_too_large",
+            f"request body of {length} bytes exceeds the limit of {limit} bytes",
+            "send a smaller file, or raise TUNELAB_MAX_UPLOAD_BYTES on the server",
+        )
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastAPI:
+    """Build the studio's API for ``settings`` (default: from the environment)."""
+    from tunelab.api.routes import ROUTERS
+    from tunelab.store.db import session_factory
+    from tunelab.web import mount_dashboard
+
+    settings = settings or get_settings()
+    for folder in (settings.home, settings.datasets_dir, settings.runs_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    sessions = session_factory(settings.resolved_database_url)
+    check_startup(settings, sessions)
+
+    app = FastAPI(
+        title="tunelab",
+        version=__version__,
+        description="Self-hosted LLM fine-tuning studio: datasets, models, configurations, "
+        "jobs with live streams, and OpenAI-style fine-tuning aliases.",
+        **fastapi_kwargs,
+    )
+    app.state.settings = settings
+    app.state.sessions = sessions
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    mount_dashboard(app)  # static pages at /ui over this same API (tunelab.web)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            allow_credentials=False,
+        )
+    app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes)
+    return app

@@ -1,0 +1,174 @@
+"""Jobs: create, list, inspect, control (pause/resume/cancel/retry), results, compare.
+
+Thin over ``tunelab.jobs.service``: validate the request, call the service,
+shape the answer. State rules (409 with the allowed transitions) live in the
+service, not here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope, check_name
+from tunelab.api.schemas import CompareRequest, JobCreate, JobPublic, JobsPublic, Page
+from tunelab.errors import InvalidInput
+from tunelab.jobs import service
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+def job_config_from(session: Any, body: JobCreate) -> tuple[dict[str, Any], str | None]:
+    """The {model, dataset, hyperparameters} to run, from the body or a saved configuration."""
+    if (body.configuration is None) == (body.configuration_id is None):
+        raise InvalidInput(
+            "give exactly one of `configuration` and `configuration_id`",
+            "send configuration {model, dataset, hyperparameters} or a saved configuration_id",
+        )
+    if body.configuration is not None:
+        return body.configuration.model_dump(), None
+    from tunelab.api.routes.configurations import load_configuration
+
+    saved = load_configuration(session, body.configuration_id or "")
+    return {k: saved[k] for k in ("model", "dataset", "hyperparameters")}, saved["id"]
+
+
+def save_options(body: JobCreate) -> dict[str, Any]:
+    check_name(body.save.model_name, "save.model_name")
+    options = body.save.model_dump()
+    options["public"] = options["make_public"]  # the service's name for it
+    return options
+
+
+@router.post("", status_code=201, response_model=JobPublic, summary="Create (and queue) a job")
+def create_job(body: JobCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+    config, configuration_id = job_config_from(session, body)
+    job = service.create_job(
+        session,
+        config,
+        name=body.name,
+        description=body.description,
+        tags=body.tags,
+        save_options=save_options(body),
+        priority=body.priority,
+        timeout_s=body.timeout_s,
+        max_attempts=body.max_attempts,
+        submit=body.submit,
+    )
+    if configuration_id and hasattr(job, "configuration_id"):
+        job.configuration_id = configuration_id
+        session.commit()
+    return job.to_dict()
+
+
+@router.get("", response_model=JobsPublic, summary="List jobs (newest first)")
+def list_jobs(
+    session: SessionDep,
+    _: ReadScope,
+    status: Annotated[list[str] | None, Query(description="Filter by status (repeatable).")] = None,
+    tag: Annotated[str | None, Query(description="Only jobs with this tag.")] = None,
+    search: Annotated[str | None, Query(description="Substring of the job name.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    rows, total = service.list_jobs(
+        session, status=status, tag=tag, search=search, limit=limit, offset=offset
+    )
+    return {"data": [row.to_dict() for row in rows], "count": total}
+
+
+@router.post("/compare", summary="Compare several jobs on chosen metrics")
+def compare_jobs(body: CompareRequest, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+    return service.compare_jobs(session, body.job_ids, body.metrics)
+
+
+@router.get("/{job_id}", response_model=JobPublic, summary="One job")
+def get_job(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+    return service.get_job(session, job_id).to_dict()
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a job")
+def cancel_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+    return service.cancel_job(session, job_id).to_dict()
+
+
+@router.post("/{job_id}/pause", response_model=JobPublic, summary="Checkpoint and pause")
+def pause_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+    return service.pause_job(session, job_id).to_dict()
+
+
+@router.post("/{job_id}/resume", response_model=JobPublic, summary="Queue a paused job again")
+def resume_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+    return service.resume_job(session, job_id).to_dict()
+
+
+@router.post("/{job_id}/retry", status_code=201, response_model=JobPublic, summary="Retry as a new job")
+def retry_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+    return service.retry_job(session, job_id).to_dict()
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished job and its files")
+def delete_job(job_id: str, session: SessionDep, settings: SettingsDep, _: TrainScope) -> Response:
+    service.delete_job(session, job_id, settings=settings)
+    return Response(status_code=204)
+
+
+@router.get("/{job_id}/events", response_model=Page, summary="Events after a cursor")
+def list_events(
+    job_id: str,
+    session: SessionDep,
+    _: ReadScope,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    type: Annotated[list[str] | None, Query(description="status, event, log, metrics, resources")] = None,
+) -> dict[str, Any]:
+    rows = service.list_events(session, job_id, after=after, limit=limit, types=type)
+    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+
+@router.get("/{job_id}/metrics", response_model=Page, summary="Logged metrics by step")
+def list_metrics(
+    job_id: str,
+    session: SessionDep,
+    _: ReadScope,
+    last_n: Annotated[int | None, Query(ge=1, le=100_000, description="Only the latest n steps.")] = None,
+) -> dict[str, Any]:
+    rows = service.list_metrics(session, job_id, last_n=last_n)
+    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+
+@router.get("/{job_id}/checkpoints", response_model=Page, summary="Saved checkpoints")
+def list_checkpoints(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+    rows = service.list_checkpoints(session, job_id)
+    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+
+@router.get("/{job_id}/artifacts", response_model=Page, summary="Files the job produced")
+def list_artifacts(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+    rows = service.list_artifacts(session, job_id)
+    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+
+@router.get(
+    "/{job_id}/artifacts/{artifact_id}",
+    summary="Download an artifact (folders come as a .zip)",
+    response_class=FileResponse,
+)
+def download_artifact(job_id: str, artifact_id: int, session: SessionDep, _: ReadScope) -> FileResponse:
+    artifact, path = service.get_artifact(session, job_id, artifact_id)
+    if path.is_file():
+        return FileResponse(path, filename=f"{job_id}-{artifact.id}-{path.name}")
+    tmp = Path(tempfile.mkdtemp(prefix="tunelab-zip-"))
+    archive = shutil.make_archive(str(tmp / f"{job_id}-{artifact.id}"), "zip", root_dir=path)
+    return FileResponse(
+        archive,
+        filename=f"{job_id}-{artifact.id}-{artifact.kind}.zip",
+        media_type="application/zip",
+        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
+    )

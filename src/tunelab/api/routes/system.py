@@ -1,0 +1,56 @@
+"""System: health (no token needed, for load balancers), version, resources."""
+
+from __future__ import annotations
+
+import platform
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+
+from tunelab import __version__
+from tunelab.api.deps import ReadScope, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api", tags=["system"])
+
+
+@router.get("/health", summary="Liveness and database check (no token needed)")
+def health(session: SessionDep) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    session.execute(text("SELECT 1"))
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/version", summary="tunelab, Python and library versions")
+def version(_: ReadScope) -> dict[str, Any]:
+    import fastapi
+
+    return {
+        "tunelab": __version__,
+        "python": platform.python_version(),
+        "fastapi": fastapi.__version__,
+        "platform": platform.platform(),
+    }
+
+
+@router.get("/resources/current", summary="CPU, RAM, disk and GPU now")
+async def resources_current(settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    from tunelab.monitor import sample_resources
+
+    sample = await run_in_threadpool(sample_resources, settings.home)
+    return sample if isinstance(sample, dict) else sample.model_dump(mode="json")
+
+
+@router.get("/resources/recent", summary="Stored resource samples, newest last")
+def resources_recent(
+    session: SessionDep,
+    _: ReadScope,
+    job_id: Annotated[str | None, Query(description="Only samples taken for this job.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    from tunelab.monitor import recent_samples
+
+    rows = recent_samples(session, job_id=job_id, limit=limit)
+    data = [row if isinstance(row, dict) else row.to_dict() for row in rows]
+    return {"data": data, "count": len(data)}

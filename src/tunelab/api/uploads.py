@@ -1,0 +1,153 @@
+"""Multipart uploads streamed to disk, with the size limit enforced while streaming.
+
+FastAPI's ``UploadFile`` spools the whole body before the route runs, so a
+limit checked afterwards comes too late. Here the raw request stream goes
+through python-multipart's push parser chunk by chunk: file parts are written
+to a temporary file under a server-chosen name in the tunelab home, text parts
+are kept (small), and the byte count is checked on every chunk, answering
+413 ``payload_too_large`` the moment it is exceeded. The client's file name is
+kept only as a label; the suffix (file type) is taken from it after checking.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from tunelab.errors import InvalidInput, PayloadTooLarge
+
+MAX_FIELD_BYTES = 64 * 1024
+ALLOWED_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt", ".parquet")
+
+
+@dataclass
+class Upload:
+    """What a multipart body held: at most one file (on disk) and the text fields."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+    filename: str = ""
+    size: int = 0
+
+    def discard(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def safe_suffix(filename: str) -> str:
+    """The file type from the client's name: only a known suffix, never a path part."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    suffix = Path(base).suffix.lower()
+    return suffix if suffix in ALLOWED_SUFFIXES else ""
+
+
+class _Parts:
+    """Callbacks for the push parser: route bytes to the file or a field buffer."""
+
+    def __init__(self, upload: Upload, target_dir: Path, limit: int) -> None:
+        self.upload, self.target_dir, self.limit = upload, target_dir, limit
+        self.header_field = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.name = ""
+        self.buffer = bytearray()
+        self.handle: Any = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        key = self.header_field.lower()
+        self.headers[key] = self.headers.get(key, b"") + data[start:end]
+
+    def on_header_end(self) -> None:
+        self.header_field = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        self.headers = {}
+        if filename is not None:
+            if self.handle is not None or self.upload.path is not None:
+                raise InvalidInput("only one file per upload", "send one file in the `file` field")
+            self.upload.filename = filename.decode("utf-8", "replace")
+            self.upload.path = self.target_dir / f"upload-{uuid.uuid4().hex}.part"
+            self.handle = open(self.upload.path, "wb")  # noqa: SIM115 - closed in on_part_end/close
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self.handle is not None:
+            self.upload.size += len(chunk)
+            if self.upload.size > self.limit:
+                raise PayloadTooLarge(
+                    f"upload exceeds the limit of {self.limit} bytes",
+                    "send a smaller file, or raise TUNELAB_MAX_UPLOAD_BYTES on the server",
+                    details={"limit": self.limit},
+                )
+            self.handle.write(chunk)
+        else:
+            self.buffer += chunk
+            if len(self.buffer) > MAX_FIELD_BYTES:
+                raise PayloadTooLarge(f"form field `{self.name}` is too large", "keep fields under 64 KiB")
+
+    def on_part_end(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        else:
+            self.upload.fields[self.name] = self.buffer.decode("utf-8", "replace")
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+
+async def receive_upload(request: Request, target_dir: Path, limit: int) -> Upload:
+    """Stream a ``multipart/form-data`` body; the file lands in ``target_dir`` under a server name."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise InvalidInput(
+            "expected a multipart/form-data upload", "send the file as form field `file` (curl -F file=@data.jsonl)"
+        )
+    target_dir.mkdir(parents=True, exist_ok=True)
+    upload = Upload()
+    parts = _Parts(upload, target_dir, limit)
+    callbacks = {name: getattr(parts, name) for name in dir(parts) if name.startswith("on_")}
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except BaseException:
+        parts.close()
+        upload.discard()
+        raise
+    parts.close()
+    if upload.path is None:
+        raise InvalidInput("the upload holds no file", "send the file in form field `file`")
+    return upload
+
+
+def finalise(upload: Upload, directory: Path, stem: str) -> Path:
+    """Move the uploaded file to ``directory/<stem><suffix>``; ``stem`` is a server id."""
+    assert upload.path is not None
+    suffix = safe_suffix(upload.filename)
+    if not suffix:
+        upload.discard()
+        raise InvalidInput(
+            f"file type of {Path(upload.filename.replace(chr(92), '/')).name!r} is not supported",
+            f"upload one of: {', '.join(ALLOWED_SUFFIXES)}",
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"{stem}{suffix}"
+    os.replace(upload.path, target)
+    upload.path = target
+    return target

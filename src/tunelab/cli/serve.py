@@ -1,0 +1,123 @@
+"""`tunelab serve` (API + embedded workers) and `tunelab worker` (worker only).
+
+``serve`` upgrades the store, refuses an unsafe bind (another address than
+loopback without an API token), starts N worker threads from
+``tunelab.jobs.worker`` and runs uvicorn. On Ctrl-C the workers checkpoint
+their running jobs and give them back to the queue, so the next start goes on
+where this one stopped. Training itself always runs in separate engine
+processes, so the API never blocks on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def _workers(count: int, settings: Any) -> list[tuple[Any, threading.Thread]]:
+    from tunelab.jobs.reconcile import make_worker_id
+    from tunelab.jobs.worker import Worker
+    from tunelab.store.db import session_factory
+
+    factory = session_factory(settings.resolved_database_url)
+    started = []
+    for index in range(count):
+        worker = Worker(factory, make_worker_id(f"serve{index}"), settings)
+        thread = threading.Thread(target=worker.run_forever, name=f"tunelab-worker-{index}", daemon=True)
+        thread.start()
+        started.append((worker, thread))
+    return started
+
+
+def queue_example(settings: Any, path: Path) -> str | None:
+    """Queue a training config file as a job unless a job of that name already exists.
+
+    This is how the quick start ends with a tuned model: the first start of the
+    studio trains ``examples/identity-lora.yaml`` on the embedded worker, and
+    later starts leave the existing job alone.
+    """
+    from tunelab.cli.train import load_train_config
+    from tunelab.jobs import service
+    from tunelab.store.db import session_factory
+
+    train_config = load_train_config(path, [])
+    data = train_config.model_dump(mode="json", exclude_unset=True)
+    for key in ("name", "model", "dataset"):
+        data.pop(key, None)
+    name = train_config.name or path.stem
+    config = {"model": train_config.model, "dataset": train_config.dataset, "hyperparameters": data}
+    with session_factory(settings.resolved_database_url)() as session:
+        existing, _ = service.list_jobs(session, search=name, limit=100)
+        if any(job.name == name for job in existing):
+            return None
+        job = service.create_job(session, config, name=name, tags=["example"])
+        return job.id
+
+
+def serve(
+    host: str = typer.Option(None, "--host", help="Address to bind (default 127.0.0.1; others need a token)."),
+    port: int = typer.Option(None, "--port", help="Port (default 8420)."),
+    workers: int = typer.Option(1, "--workers", min=0, max=64, help="Embedded job workers."),
+    no_worker: bool = typer.Option(False, "--no-worker", help="API only; run `tunelab worker` elsewhere."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    example: Path = typer.Option(
+        None, "--example", help="Training config to queue as a job on first start (skipped if a job of its name exists)."
+    ),
+) -> None:
+    """Run the studio: REST API, live streams and job workers."""
+    import uvicorn
+
+    from tunelab.api import create_app
+    from tunelab.settings import get_settings
+
+    settings = get_settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    app = create_app(settings)  # migrates the store and checks the bind before anything starts
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if example is not None:
+        job_id = queue_example(settings, example)
+        if job_id:
+            typer.echo(f"queued {example} as {job_id}; when it completes: tunelab chat {settings.runs_dir / job_id / 'output'}")
+    started = [] if no_worker else _workers(workers, settings)
+    typer.echo(
+        f"tunelab serving on http://{settings.host}:{settings.port} "
+        f"(docs at /docs, {len(started)} worker(s), home {settings.home})"
+    )
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+    finally:
+        for worker, _ in started:
+            worker.stop()
+        for _, thread in started:
+            thread.join(timeout=60)
+
+
+def worker(
+    worker_id: str = typer.Option(None, "--worker-id", help="Name shown on claimed jobs."),
+    max_jobs: int = typer.Option(None, "--max-jobs", help="Exit after this many jobs."),
+) -> None:
+    """Run one job worker against the configured store (for other machines)."""
+    import signal
+
+    from tunelab.jobs.worker import Worker
+    from tunelab.settings import get_settings
+    from tunelab.store.db import session_factory
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    runner = Worker(session_factory(settings.resolved_database_url), worker_id, settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: runner.stop())
+    typer.echo(f"worker {runner.worker_id} waiting for jobs (database {settings.resolved_database_url})")
+    runner.run_forever(max_jobs=max_jobs)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    names = {command.name for command in app.registered_commands}
+    if "worker" not in names:  # the jobs package may register its own
+        app.command("worker")(worker)

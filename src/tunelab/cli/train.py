@@ -1,0 +1,144 @@
+"""``tunelab train CONFIG.yaml [key=value ...]``: run the engine in the foreground.
+
+Thin over ``tunelab.training``: load YAML, apply overrides, resolve relative
+paths from the config file's folder, preflight, then ``run_training`` with a rich
+progress bar as its Reporter, and a summary table at the end. Ctrl-C stops like
+SIGTERM (checkpoint, exit 75, prints the resume command); a second one aborts (130).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tunelab.errors import ConfigError, PreflightFailed, TunelabError
+
+_PATH_FIELDS = ("dataset", "eval_dataset", "model")
+
+
+def coerce(value: str) -> Any:
+    """Turn an override's text into int, float, bool, null, list or str."""
+    import yaml
+
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    return value if parsed is None and value not in ("null", "~", "none", "None") else parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys (``lora.r=8``) in a nested dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"Override {item!r} is not key=value.", hint="Write e.g. learning_rate=1e-4 lora.r=8.")
+        key, raw = item.split("=", 1)
+        target = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"Override {key!r}: {part!r} is not a section.", hint="Check the key's spelling.")
+        target[parts[-1]] = coerce(raw.strip())
+    return data
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative dataset/model paths are taken from the config file's folder when they exist there."""
+    for key in _PATH_FIELDS:
+        value = data.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            candidate = (base / value).resolve()
+            if candidate.exists():
+                data[key] = str(candidate)
+    return data
+
+
+def load_train_config(path: Path, overrides: list[str]) -> Any:
+    """YAML (or JSON) file + overrides -> validated TrainConfig."""
+    import yaml
+
+    from tunelab.training.config import load_config_dict
+
+    if not path.exists():
+        raise ConfigError(f"Config file {path} not found.", hint="Try one of the files in examples/.")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", hint="Fix the YAML syntax.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of fields.", hint="See examples/identity-lora.yaml.")
+    data = resolve_paths(apply_overrides(data, overrides), path.resolve().parent)
+    return load_config_dict(data)
+
+
+def _default_run_dir(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_command(
+    config_file: Path = typer.Argument(..., help="Training config (YAML); see examples/."),
+    overrides: list[str] = typer.Argument(None, help="Field overrides, e.g. learning_rate=1e-4 lora.r=8."),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Run folder; default ./runs/<name>-<timestamp>."),
+    preflight_only: bool = typer.Option(False, "--check", help="Validate and preflight only."),
+) -> None:
+    """Fine-tune a model from a config file (resumes when RUN_DIR has checkpoints)."""
+    from rich.console import Console
+
+    from tunelab.cli.train_view import RichReporter, print_issues, print_result
+    from tunelab.training.preflight import errors_only, preflight
+
+    console = Console()
+    config = load_train_config(config_file, list(overrides or []))
+    issues = preflight(config, run_dir=run_dir)
+    print_issues(console, issues)
+    if errors_only(issues):
+        raise PreflightFailed(
+            f"{len(errors_only(issues))} preflight error(s): " + "; ".join(i.message for i in errors_only(issues)),
+            hint=" ".join(i.hint for i in errors_only(issues)),
+        )
+    if preflight_only:
+        console.print("[green]Config is valid and preflight passed.[/green]")
+        return
+    run_dir = run_dir or _default_run_dir(config.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "config.json").exists():
+        (run_dir / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2))
+    console.print(f"Run folder: [bold]{run_dir}[/bold]")
+    from tunelab.training.run import run_training
+
+    resume = resume_command(config_file, list(overrides or []), run_dir)
+    try:
+        with RichReporter(console) as reporter:
+            result = run_training(config, run_dir, reporter)
+    except KeyboardInterrupt:  # second Ctrl-C: the engine aborted without saving
+        console.print(f"[red]Aborted.[/red] Resume from the last saved checkpoint (if any) with: {resume}")
+        raise typer.Exit(130) from None
+    if result.error:
+        raise TunelabError(result.error["message"], result.error.get("hint", ""), code=result.error["code"])
+    if result.status == "stopped":
+        console.print(f"[yellow]Stopped at step {result.global_step}; a checkpoint was saved.[/yellow] "
+                      f"Resume by running the same command with --run-dir:\n  {resume}", soft_wrap=True)
+        raise typer.Exit(result.exit_code)
+    print_result(console, result)
+
+
+def resume_command(config_file: Path, overrides: list[str], run_dir: Path) -> str:
+    """The command that continues this run: the same arguments plus ``--run-dir RUN_DIR``."""
+    import shlex
+
+    args = ["tunelab", "train", str(config_file), *overrides, "--run-dir", str(run_dir)]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

@@ -1,0 +1,1 @@
+"""Evaluation: eval loss and perplexity, and base-versus-tuned comparisons."""

@@ -1,0 +1,308 @@
+"""Job service functions: the only way the API, CLI and dashboard touch jobs.
+
+Each function takes a SQLAlchemy ``Session`` explicitly and returns ORM rows
+(``row.to_dict()`` gives the JSON shape). Functions that change something
+commit before they return, so a thin caller cannot forget to. Unknown ids raise
+``NotFound`` (404); illegal status changes raise ``IllegalTransition`` (409)
+listing the allowed ones; bad input raises ``InvalidInput``/``ConfigError`` (422).
+
+Pause and cancel of a *running* job are requests: they set
+``requested_action`` and the worker that owns the engine process carries them
+out (pause: checkpoint then ``paused``; cancel: SIGTERM, grace, SIGKILL, then
+``cancelled``). For jobs not running they take effect at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tunelab.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from tunelab.export.hub import hub_target
+from tunelab.jobs.events import add_event, list_events, set_status
+from tunelab.jobs.states import JobStatus, check_transition, parse_priority
+from tunelab.settings import Settings, get_settings
+from tunelab.store.models import Artifact, Checkpoint, Job, JobEvent, Metric
+
+__all__ = [
+    "add_event",
+    "cancel_job",
+    "compare_jobs",
+    "create_job",
+    "delete_job",
+    "get_artifact",
+    "get_job",
+    "list_artifacts",
+    "list_checkpoints",
+    "list_events",
+    "list_jobs",
+    "list_metrics",
+    "pause_job",
+    "resume_job",
+    "retry_job",
+]
+
+MAX_PAGE = 1000
+
+
+def new_job_id() -> str:
+    return f"job-{uuid.uuid4().hex[:12]}"
+
+
+def create_job(
+    session: Session,
+    config: dict[str, Any],
+    *,
+    name: str = "",
+    description: str = "",
+    tags: Sequence[str] = (),
+    save_options: dict[str, Any] | None = None,
+    priority: str | int = "medium",
+    timeout_s: float | None = None,
+    max_attempts: int = 3,
+    submit: bool = True,
+    retry_of: str | None = None,
+) -> Job:
+    """Create a job from ``{model, dataset, hyperparameters}`` and (by default) queue it.
+
+    The configuration is validated now (``ConfigError`` 422 naming every bad
+    field) by building the engine's TrainConfig, so a bad job never reaches the
+    queue. ``dataset`` is a stored dataset version id, a dataset name, or a path.
+    ``save_options`` is ``{save_model, model_name, push_to_hub, public | make_public}``.
+    """
+    from tunelab.jobs.trainconfig import validate_job_config
+
+    config = validate_job_config(session, config)
+    hub_target(save_options)  # push_to_hub needs model_name = "user/name" (ConfigError 422)
+    if max_attempts < 1 or max_attempts > 100:
+        raise InvalidInput("max_attempts must be between 1 and 100", "pass e.g. max_attempts=3")
+    if timeout_s is not None and timeout_s <= 0:
+        raise InvalidInput("timeout_s must be positive", "omit it for no timeout")
+    job = Job(
+        id=new_job_id(),
+        name=name or "",
+        description=description or "",
+        tags=[str(tag) for tag in tags],
+        config=config,
+        save_options=dict(save_options or {}),
+        priority=parse_priority(priority),
+        timeout_s=timeout_s,
+        max_attempts=max_attempts,
+        status=JobStatus.CREATED.value,
+        retry_of=retry_of,
+    )
+    session.add(job)
+    session.flush()
+    add_event(session, job.id, "status", {"status": "created", "previous": None})
+    if submit:
+        set_status(session, job, JobStatus.QUEUED)
+    session.commit()
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """The job, or ``NotFound`` (404) with a hint to list jobs."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r}", "list jobs with `tunelab jobs list`")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    *,
+    status: str | Sequence[str] | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
+    """Jobs newest first, filtered by status(es), tag and name substring; returns (page, total)."""
+    query = select(Job)
+    if status:
+        statuses = [status] if isinstance(status, str) else list(status)
+        for value in statuses:
+            if value not in JobStatus._value2member_map_:
+                _bad_status(value)
+        query = query.where(Job.status.in_(statuses))
+    if search:
+        query = query.where(Job.name.contains(search))
+    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id)))
+    if tag:
+        rows = [job for job in rows if tag in (job.tags or [])]
+    limit = max(1, min(limit, MAX_PAGE))
+    return rows[offset : offset + limit], len(rows)
+
+
+def _bad_status(value: str) -> None:
+    raise InvalidInput(
+        f"unknown status {value!r}", f"use one of: {', '.join(s.value for s in JobStatus)}"
+    )
+
+
+def pause_job(session: Session, job_id: str) -> Job:
+    """Ask the worker to checkpoint and stop; the job becomes ``paused`` when the engine exits."""
+    job = get_job(session, job_id)
+    check_transition(job.id, job.status, JobStatus.PAUSED)
+    if job.requested_action not in (None, "pause"):
+        raise Conflict(f"job {job.id} is already being {job.requested_action}led", "wait for it")
+    job.requested_action = "pause"
+    add_event(session, job.id, "event", {"type": "pause_requested"})
+    session.commit()
+    return job
+
+
+def resume_job(session: Session, job_id: str) -> Job:
+    """Queue a paused (or never submitted) job; the next run continues from its last checkpoint.
+
+    The state machine also allows ``running -> queued``, but that is the worker
+    giving a job back, never a user action: requeueing a running job would let a
+    second worker start it while the first still trains.
+    """
+    job = get_job(session, job_id)
+    if job.status not in (JobStatus.PAUSED, JobStatus.CREATED):
+        raise IllegalTransition(
+            f"job {job.id} is '{job.status}'; only paused jobs can be resumed",
+            "pause it first, or retry a failed or cancelled job",
+            details={"job_id": job.id, "status": str(job.status), "target": "queued",
+                     "allowed": ["paused", "created"]},
+        )  # fmt: skip
+    set_status(session, job, JobStatus.QUEUED)
+    job.requested_action = None
+    session.commit()
+    return job
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Cancel now (created/queued/paused) or ask the worker to stop the engine (running)."""
+    job = get_job(session, job_id)
+    if job.status == JobStatus.RUNNING:
+        check_transition(job.id, job.status, JobStatus.CANCELLED)
+        job.requested_action = "cancel"
+        add_event(session, job.id, "event", {"type": "cancel_requested"})
+    else:
+        set_status(session, job, JobStatus.CANCELLED)
+    session.commit()
+    return job
+
+
+def retry_job(session: Session, job_id: str) -> Job:
+    """Run a failed or cancelled job's configuration again as a new job (``retry_of`` = old id).
+
+    Terminal jobs never change state (DESIGN.md), so a retry is a fresh job with
+    a fresh run directory and its own attempts.
+    """
+    old = get_job(session, job_id)
+    if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(
+            f"job {old.id} is '{old.status}'; only failed or cancelled jobs can be retried",
+            "pause/resume a running job, or wait for it to finish",
+            details={"status": old.status, "allowed": ["cancelled", "failed"]},
+        )
+    return create_job(
+        session,
+        old.config,
+        name=old.name,
+        description=old.description,
+        tags=old.tags,
+        save_options=old.save_options,
+        priority=old.priority,
+        timeout_s=old.timeout_s,
+        max_attempts=old.max_attempts,
+        retry_of=old.id,
+    )
+
+
+def delete_job(
+    session: Session, job_id: str, *, delete_files: bool = True, settings: Settings | None = None
+) -> None:
+    """Delete a finished job with its events, metrics and (by default) its run directory."""
+    job = get_job(session, job_id)
+    if not JobStatus(job.status).is_terminal() and job.status != JobStatus.CREATED:
+        raise Conflict(
+            f"job {job.id} is '{job.status}'; cancel it before deleting",
+            f"run `tunelab jobs cancel {job.id}` first",
+        )
+    run_dir = job.run_dir
+    for model in (JobEvent, Metric, Checkpoint, Artifact):
+        session.query(model).filter(model.job_id == job.id).delete()
+    session.delete(job)
+    session.commit()
+    settings = settings or get_settings()
+    if delete_files and run_dir and Path(run_dir).parent == settings.runs_dir:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def list_metrics(session: Session, job_id: str, *, last_n: int | None = None) -> list[Metric]:
+    """Metric rows by step; ``last_n`` keeps only the latest n steps."""
+    get_job(session, job_id)
+    query = select(Metric).where(Metric.job_id == job_id)
+    if last_n is not None:
+        rows = list(session.scalars(query.order_by(Metric.step.desc()).limit(max(0, last_n))))
+        return rows[::-1]
+    return list(session.scalars(query.order_by(Metric.step)))
+
+
+def list_checkpoints(session: Session, job_id: str) -> list[Checkpoint]:
+    get_job(session, job_id)
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)
+    return list(session.scalars(query))
+
+
+def list_artifacts(session: Session, job_id: str) -> list[Artifact]:
+    get_job(session, job_id)
+    return list(
+        session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.id))
+    )
+
+
+def get_artifact(session: Session, job_id: str, artifact_id: int) -> tuple[Artifact, Path]:
+    """The artifact row and its absolute path, checked to lie inside the job's run directory."""
+    job = get_job(session, job_id)
+    artifact = session.get(Artifact, artifact_id)
+    if artifact is None or artifact.job_id != job.id or not job.run_dir:
+        raise NotFound(f"job {job_id} has no artifact {artifact_id}", "list its artifacts first")
+    root = Path(job.run_dir).resolve()
+    path = (root / artifact.path).resolve()
+    if not path.is_relative_to(root) or not path.exists():
+        raise NotFound(
+            f"artifact {artifact_id} of job {job_id} is missing on disk", "re-run the job"
+        )
+    return artifact, path
+
+
+def compare_jobs(
+    session: Session, job_ids: Sequence[str], metrics: Sequence[str] = ("loss", "eval_loss")
+) -> dict[str, Any]:
+    """Per job: status, final and best value of each chosen metric, and the curve by step."""
+    columns = {c.key for c in Metric.__table__.columns} - {"id", "job_id", "data", "created_at"}
+    out: dict[str, Any] = {"metrics": list(metrics), "jobs": []}
+    for job_id in job_ids:
+        job = get_job(session, job_id)
+        rows = list_metrics(session, job_id)
+        entry: dict[str, Any] = {"id": job.id, "name": job.name, "status": job.status}
+        for metric in metrics:
+            points = [
+                (row.step, getattr(row, metric) if metric in columns else row.data.get(metric))
+                for row in rows
+            ]
+            points = [(step, value) for step, value in points if isinstance(value, int | float)]
+            entry[metric] = {
+                "final": points[-1][1] if points else None,
+                "best": min(v for _, v in points) if points else None,
+                "steps": [step for step, _ in points],
+                "values": [value for _, value in points],
+            }
+        out["jobs"].append(entry)
+    return out
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
+    return {status: count for status, count in rows}

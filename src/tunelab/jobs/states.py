@@ -1,0 +1,103 @@
+"""The job state machine: the one place that says which status may follow which.
+
+Every status change in the studio goes through ``check_transition``, so an
+illegal one fails the same way everywhere: ``IllegalTransition`` (HTTP 409)
+whose details list the statuses allowed from the current one.
+
+Transitions (DESIGN.md, plus the cancels a user expects):
+
+    created -> queued | cancelled
+    queued  -> running | cancelled
+    running -> completed | failed | cancelled | paused | queued
+    paused  -> queued | cancelled
+
+``running -> queued`` is not a user action: it is the worker giving a job back
+(worker stopped, or its lease expired and the job is requeued for a new
+attempt). Terminal states (completed, failed, cancelled) never change; *retry*
+creates a new job that points back with ``retry_of``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tunelab.errors import IllegalTransition, InvalidInput
+
+
+class JobStatus(StrEnum):
+    CREATED = "created"
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.CREATED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.PAUSED,
+            JobStatus.QUEUED,
+        }
+    ),
+    JobStatus.PAUSED: frozenset({JobStatus.QUEUED, JobStatus.CANCELLED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
+}
+
+# Priorities sort ascending in the queue: high runs first.
+PRIORITIES: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
+PRIORITY_NAMES: dict[int, str] = {value: key for key, value in PRIORITIES.items()}
+
+
+def allowed_from(status: str) -> list[str]:
+    """The statuses a job in ``status`` may move to, sorted for stable messages."""
+    return sorted(s.value for s in TRANSITIONS[JobStatus(status)])
+
+
+def check_transition(job_id: str, current: str, target: str) -> None:
+    """Raise ``IllegalTransition`` unless ``current -> target`` is allowed."""
+    current, target = JobStatus(current).value, JobStatus(target).value
+    allowed = allowed_from(current)
+    if JobStatus(target) in TRANSITIONS[JobStatus(current)]:
+        return
+    hint = (
+        f"from '{current}' a job may go to: {', '.join(allowed)}"
+        if allowed
+        else f"'{current}' is final; use retry to run the same configuration again"
+    )
+    raise IllegalTransition(
+        f"job {job_id} cannot go from '{current}' to '{target}'",
+        hint,
+        details={
+            "job_id": job_id,
+            "status": str(current),
+            "target": str(target),
+            "allowed": allowed,
+        },
+    )
+
+
+def parse_priority(value: str | int) -> int:
+    """Accept 'high'/'medium'/'low' or 0/1/2; anything else is a 422 with the choices."""
+    if isinstance(value, int) and value in PRIORITY_NAMES:
+        return value
+    if isinstance(value, str) and value.lower() in PRIORITIES:
+        return PRIORITIES[value.lower()]
+    raise InvalidInput(
+        f"unknown priority {value!r}",
+        "use one of: high, medium, low",
+        details={"allowed": list(PRIORITIES)},
+    )

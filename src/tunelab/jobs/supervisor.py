@@ -1,0 +1,213 @@
+"""Run one claimed job: start the engine, watch it, tail it, and record how it ended.
+
+One ``Supervisor`` per engine process (as in Ray's job supervisor). The engine
+runs as ``python -m tunelab.training RUN_DIR`` in its own session (process
+group), so signals reach it and its children together; on Linux it also gets
+SIGTERM if this worker dies (parent-death signal), so a killed worker's engine
+saves a checkpoint and exits instead of training on unsupervised.
+
+Every tick (one transaction) the supervisor ingests new run-dir lines, renews
+the lease, and reads what the user asked for. Stopping the engine: the
+``control`` file says "pause" (checkpoint at the next step, exit 75); if it has
+not exited after ``grace_s`` it gets SIGTERM, and after another ``grace_s``
+SIGKILL to the whole group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunelab.errors import TunelabError
+from tunelab.jobs.events import add_event
+from tunelab.jobs.outcome import Outcome, decide_outcome, finish
+from tunelab.jobs.publish import push_output, write_card
+from tunelab.jobs.queue import LeaseLost, finish_job, owned_job
+from tunelab.jobs.reconcile import stop_stale_engine
+from tunelab.jobs.states import JobStatus
+from tunelab.jobs.tailer import ingest
+from tunelab.jobs.trainconfig import build_train_config
+from tunelab.monitor.resources import record_sample, sample_resources
+from tunelab.settings import Settings
+from tunelab.store.models import utcnow
+
+
+def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Supervisor:
+    """Owns one engine process for one job attempt."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        job_id: str,
+        worker_id: str,
+        settings: Settings,
+        *,
+        lease_s: float,
+        tick_s: float = 1.0,
+        sample_s: float = 5.0,
+        grace_s: float = 30.0,
+        should_stop: Any = lambda: False,
+    ) -> None:
+        self.factory, self.job_id, self.worker_id = factory, job_id, worker_id
+        self.settings, self.lease_s, self.tick_s = settings, lease_s, tick_s
+        self.sample_s, self.grace_s, self.should_stop = sample_s, grace_s, should_stop
+        self.run_dir = settings.runs_dir / job_id
+        self.action: str | None = None  # pause | cancel | timeout | stop | lost
+        self._stop_sent_at: float | None = None
+        self._term_sent = False
+
+    # -- start -----------------------------------------------------------------
+    def prepare(self) -> tuple[dict[str, Any], int | None, float]:
+        """Write config.json; returns (config, pid of a previous engine, seconds already run)."""
+        with self.factory() as session:
+            job = owned_job(session, self.job_id, self.worker_id)
+            config = build_train_config(session, job.config, name=job.name or job.id)
+            job.run_dir = str(self.run_dir)
+            previous_pid, ran_s = job.pid, float((job.tail_state or {}).get("run_seconds", 0.0))
+            session.commit()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "control").unlink(missing_ok=True)
+        tmp = self.run_dir / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(self.run_dir / "config.json")
+        return config, previous_pid, ran_s
+
+    def start(self) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNELAB_JOB_ID": self.job_id}
+        with (self.run_dir / "engine.out").open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "tunelab.training", str(self.run_dir)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal,
+                env=env,
+            )
+
+    # -- run -------------------------------------------------------------------
+    def run(self) -> str | None:
+        """Supervise to the end; returns the job's final status (None if we lost the job)."""
+        try:
+            _config, previous_pid, ran_s = self.prepare()
+        except LeaseLost:
+            return None
+        except TunelabError as error:
+            finish_job(self.factory, self.job_id, self.worker_id, JobStatus.FAILED, error=error.to_dict())
+            return JobStatus.FAILED.value
+        stop_stale_engine(previous_pid, grace_s=self.grace_s)
+        proc = self.start()
+        started, last_sample = time.monotonic(), 0.0
+        while True:
+            rc = proc.poll()
+            now = time.monotonic()
+            sample = None
+            if now - last_sample >= self.sample_s and rc is None:
+                sample, last_sample = sample_resources(self.settings.home, proc.pid), now
+            try:
+                requested, timeout_s = self.sync(proc.pid, ran_s + now - started, sample)
+            except LeaseLost:
+                self.action = "lost"
+                self.stop_engine(proc, kill_after=self.grace_s)
+                return None
+            if rc is not None:
+                break
+            self.decide_action(requested, timeout_s, ran_s + now - started)
+            if self.action:
+                self.stop_engine(proc)
+            time.sleep(self.tick_s)
+        outcome = decide_outcome(rc, self.action, self.run_dir)
+        return self.conclude(outcome)
+
+    def sync(
+        self, pid: int, run_seconds: float, sample: dict[str, Any] | None
+    ) -> tuple[str | None, float | None]:
+        """One transaction: ingest new lines, renew the lease, store a resource sample."""
+        with self.factory() as session:
+            job = owned_job(session, self.job_id, self.worker_id)
+            ingest(session, job, self.run_dir)
+            now = utcnow()
+            job.heartbeat_at, job.pid = now, pid
+            job.lease_expires_at = now + timedelta(seconds=self.lease_s)
+            job.tail_state = {**(job.tail_state or {}), "run_seconds": round(run_seconds, 3)}
+            if sample is not None:
+                record_sample(session, sample, job_id=job.id, worker_id=self.worker_id)
+                add_event(session, job.id, "resources", sample)
+            session.commit()
+            return job.requested_action, job.timeout_s
+
+    def decide_action(self, requested: str | None, timeout_s: float | None, ran: float) -> None:
+        if self.action:
+            return
+        if requested in ("pause", "cancel"):
+            self.action = requested
+        elif timeout_s is not None and ran > timeout_s:
+            self.action = "timeout"
+        elif self.should_stop():
+            self.action = "stop"
+
+    def stop_engine(self, proc: subprocess.Popen[bytes], kill_after: float | None = None) -> None:
+        """Escalate: control file (pause/stop) or SIGTERM, then SIGTERM, then SIGKILL."""
+        now = time.monotonic()
+        if self._stop_sent_at is None:
+            self._stop_sent_at = now
+            if self.action in ("pause", "stop"):
+                (self.run_dir / "control").write_text("pause")
+            else:
+                self._signal(proc, signal.SIGTERM)
+                self._term_sent = True
+        elif not self._term_sent and now - self._stop_sent_at > self.grace_s:
+            self._signal(proc, signal.SIGTERM)
+            self._term_sent = True
+        elif now - self._stop_sent_at > 2 * self.grace_s:
+            self._signal(proc, signal.SIGKILL)
+        if kill_after is not None:
+            try:
+                proc.wait(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                self._signal(proc, signal.SIGKILL)
+                proc.wait()
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+    # -- end -------------------------------------------------------------------
+    def conclude(self, outcome: Outcome) -> str | None:
+        """Final ingest, model card and outputs, the status change, then any Hub push.
+
+        Returns the final status; None if the job was no longer ours.
+        """
+        (self.run_dir / "control").unlink(missing_ok=True)
+        with self.factory() as session:
+            try:
+                job = owned_job(session, self.job_id, self.worker_id)
+            except LeaseLost:
+                return None
+            ingest(session, job, self.run_dir)
+            if outcome.status == JobStatus.COMPLETED:
+                write_card(job, self.run_dir)
+            finish(session, job, outcome, self.run_dir)
+            session.commit()
+            status = job.status
+        if status == JobStatus.COMPLETED:
+            push_output(self.factory, self.job_id, self.run_dir, self.settings)
+        return status
+

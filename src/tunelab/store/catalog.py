@@ -1,0 +1,157 @@
+"""Store records for datasets (with versions) and the user's model collection.
+
+The files themselves are written by ``tunelab.datasets`` (content-addressed,
+immutable versions) and ``tunelab.models``; these functions only record what
+exists so the API, the worker and other machines can find it. Functions take a
+Session and commit their changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tunelab.errors import Conflict, NotFound
+from tunelab.store.models import Dataset, DatasetVersion, ModelEntry
+
+
+def register_dataset_version(
+    session: Session,
+    *,
+    name: str,
+    version_id: str,
+    path: str,
+    format: str = "",
+    kind: str = "",
+    num_rows: int = 0,
+    num_invalid: int = 0,
+    counts: dict[str, Any] | None = None,
+    parent_id: str | None = None,
+    note: str = "",
+    description: str = "",
+) -> DatasetVersion:
+    """Record a stored version under dataset ``name`` (created if new); idempotent per version."""
+    dataset = session.scalars(select(Dataset).where(Dataset.name == name)).first()
+    if dataset is None:
+        dataset = Dataset(id=f"ds-{uuid.uuid4().hex[:12]}", name=name, description=description)
+        session.add(dataset)
+        session.flush()
+    version = session.get(DatasetVersion, version_id)
+    if version is None:
+        version = DatasetVersion(
+            id=version_id,
+            dataset_id=dataset.id,
+            parent_id=parent_id,
+            path=str(path),
+            format=format,
+            kind=kind,
+            num_rows=num_rows,
+            num_invalid=num_invalid,
+            counts=counts or {},
+            note=note,
+        )
+        session.add(version)
+    dataset.latest_version_id = version_id
+    session.commit()
+    return version
+
+
+def get_dataset(session: Session, dataset: str) -> Dataset:
+    """By dataset id or name, else NotFound."""
+    row = (
+        session.get(Dataset, dataset)
+        or session.scalars(select(Dataset).where(Dataset.name == dataset)).first()
+    )
+    if row is None:
+        raise NotFound(f"no dataset {dataset!r}", "list datasets with `tunelab datasets list`")
+    return row
+
+
+def get_dataset_version(session: Session, version_id: str) -> DatasetVersion:
+    row = session.get(DatasetVersion, version_id)
+    if row is None:
+        raise NotFound(f"no dataset version {version_id!r}", "list a dataset's versions first")
+    return row
+
+
+def list_datasets(
+    session: Session, *, limit: int = 100, offset: int = 0
+) -> tuple[list[Dataset], int]:
+    rows = list(session.scalars(select(Dataset).order_by(Dataset.created_at.desc())))
+    return rows[offset : offset + max(1, limit)], len(rows)
+
+
+def list_dataset_versions(session: Session, dataset: str) -> list[DatasetVersion]:
+    row = get_dataset(session, dataset)
+    query = select(DatasetVersion).where(DatasetVersion.dataset_id == row.id)
+    return list(session.scalars(query.order_by(DatasetVersion.created_at)))
+
+
+def delete_dataset(session: Session, dataset: str) -> list[str]:
+    """Forget a dataset and its versions; returns the version paths so the caller can remove files."""
+    row = get_dataset(session, dataset)
+    versions = list_dataset_versions(session, row.id)
+    paths = [version.path for version in versions]
+    session.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == row.id))
+    session.delete(row)
+    session.commit()
+    return paths
+
+
+def add_model(
+    session: Session,
+    model_id: str,
+    *,
+    name: str = "",
+    source: str = "local",
+    location: str = "",
+    info: dict[str, Any] | None = None,
+    exist_ok: bool = True,
+    commit: bool = True,
+) -> ModelEntry:
+    """Add a model to the collection (``model_id`` is its catalog name or Hub id)."""
+    entry = session.get(ModelEntry, model_id)
+    if entry is not None:
+        if not exist_ok:
+            raise Conflict(f"model {model_id!r} is already in the collection", "use another name")
+        entry.location = location or entry.location
+        entry.info = info or entry.info
+    else:
+        entry = ModelEntry(
+            id=model_id, name=name or model_id, source=source, location=location, info=info or {}
+        )
+        session.add(entry)
+    if commit:
+        session.commit()
+    else:
+        session.flush()
+    return entry
+
+
+def get_model(session: Session, model_id: str) -> ModelEntry:
+    entry = session.get(ModelEntry, model_id)
+    if entry is None:
+        raise NotFound(
+            f"model {model_id!r} is not in the collection", "add it with POST /api/models"
+        )
+    return entry
+
+
+def list_models(session: Session) -> list[ModelEntry]:
+    return list(session.scalars(select(ModelEntry).order_by(ModelEntry.added_at)))
+
+
+def remove_model(session: Session, model_id: str) -> None:
+    session.delete(get_model(session, model_id))
+    session.commit()
+
+
+def set_trust_remote_code(session: Session, model_id: str, allowed: bool) -> ModelEntry:
+    """Admin-only switch: allow ``trust_remote_code`` for this one named model."""
+    entry = get_model(session, model_id)
+    entry.trust_remote_code = allowed
+    session.commit()
+    return entry

@@ -1,0 +1,121 @@
+"""Engines, sessions and schema upgrades for the store.
+
+One cached engine per database URL (``get_engine``); SQLite gets WAL, a busy
+timeout and foreign keys on every connection so several threads and processes
+(API, workers) can share one file. The schema is created and upgraded by the
+Alembic migrations packaged in ``tunelab.store.migrations`` (``init_db`` runs
+``upgrade head`` once per URL per process), never by ``create_all``.
+
+SQLite transactions are begun by us rather than by the driver, so the queue
+claim can ask for ``BEGIN IMMEDIATE`` (``immediate_session``): a write lock
+taken before the read, which makes the claim a compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunelab.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_upgraded: set[str] = set()
+_upgrade_lock = threading.Lock()
+
+
+def default_url() -> str:
+    return get_settings().resolved_database_url
+
+
+def is_sqlite(url_or_engine: str | Engine) -> bool:
+    url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
+    return url.startswith("sqlite")
+
+
+def _sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "")
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+@lru_cache(maxsize=32)
+def get_engine(url: str | None = None) -> Engine:
+    """The process-wide engine for ``url`` (default: the settings' database URL)."""
+    url = url or default_url()
+    if is_sqlite(url):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+        )
+        _sqlite_hooks(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def init_db(url: str | None = None) -> Engine:
+    """Create or upgrade the schema to the latest migration (``alembic upgrade head``)."""
+    url = url or default_url()
+    engine = get_engine(url)
+    with _upgrade_lock:
+        if url in _upgraded:
+            return engine
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        _upgraded.add(url)
+    return engine
+
+
+def session_factory(url: str | None = None, *, migrate: bool = True) -> sessionmaker[Session]:
+    """A sessionmaker bound to the (upgraded) database; rows stay readable after commit."""
+    engine = init_db(url) if migrate else get_engine(url)
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    session = session_factory(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def immediate_session(factory: sessionmaker[Session]) -> Session:
+    """A session whose transaction takes SQLite's write lock at BEGIN (no-op elsewhere)."""
+    session = factory()
+    bind = session.get_bind()
+    if is_sqlite(bind):  # type: ignore[arg-type]
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    return session

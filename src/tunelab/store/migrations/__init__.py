@@ -1,0 +1,1 @@
+"""Alembic migrations for the store; run by ``tunelab.store.db.init_db``."""

@@ -1,0 +1,243 @@
+"""The training recipe: setup, one visible loop, checkpoints, finish.
+
+Read top to bottom: ``Recipe.setup`` builds hardware choices, data, model,
+optimizer and schedule and restores a checkpoint when there is one;
+``Recipe.train`` is the loop (micro-batches -> backward -> clip -> step, then
+logging, eval, checkpoint and stop checks); ``Recipe.finish`` saves the output and
+evaluates base against tuned. ``run_training`` wraps it with error reporting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from typing import Any
+
+from tunelab import __version__
+from tunelab.errors import PreflightFailed
+from tunelab.training import exit_codes
+from tunelab.training.batching import Batch, make_batch, plan_epoch
+from tunelab.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from tunelab.training.config import TrainConfig
+from tunelab.training.data import EncodedData, prepare_data
+from tunelab.training.hardware import Hardware, detect_hardware
+from tunelab.training.loss import loss_sum, supports_fast_path
+from tunelab.training.modeling import (
+    count_parameters,
+    load_base_model,
+    load_tokenizer,
+    resolve_model_path,
+    uses_prompt_learning,
+    wrap_model,
+)
+from tunelab.training.optim import build_optimizer, build_scheduler
+from tunelab.training.preflight import errors_only, preflight
+from tunelab.training.rundir import RunFiles
+from tunelab.training.stopping import StopSignal
+
+
+class Recipe:
+    """One training run against one run directory."""
+
+    def __init__(self, config: TrainConfig, files: RunFiles, stop: StopSignal) -> None:
+        self.config = config
+        self.files = files
+        self.stop = stop
+        self.state: dict[str, Any] = {
+            "global_step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_eval_loss": None,
+            "evals_without_improvement": 0, "last_loss": None, "last_eval_loss": None,
+        }
+
+    # ---------------------------------------------------------------- setup
+    def setup(self) -> None:
+        import warnings
+
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        config, files = self.config, self.files
+        self.hw: Hardware = detect_hardware(config)
+        issues = preflight(config, self.hw, files.dir)
+        for issue in issues:
+            if issue.level == "warning":
+                files.event("warning", issue.message, issue.as_dict())
+        files.event("preflight", "preflight checks done", {"issues": [i.as_dict() for i in issues]})
+        if errors_only(issues):
+            raise PreflightFailed(
+                "; ".join(i.message for i in errors_only(issues)),
+                hint=" ".join(i.hint for i in errors_only(issues)),
+                details={"issues": [i.as_dict() for i in issues]},
+            )
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        self.model_dir = resolve_model_path(config.model)
+        self.tokenizer = load_tokenizer(self.model_dir)
+        self.data: EncodedData = prepare_data(config, self.tokenizer)
+        self._report_data()
+        micro = math.ceil(len(self.data.train) / config.batch_size)
+        self.steps_per_epoch = math.ceil(micro / config.gradient_accumulation_steps)
+        self.total_steps = config.max_steps or self.steps_per_epoch * config.epochs
+        self.model = wrap_model(load_base_model(self.model_dir, config, self.hw), config, self.total_steps)
+        self.fast = supports_fast_path(self.model, uses_prompt_learning(config))
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(config, self.model)
+        self.scheduler = build_scheduler(config, self.optimizer, self.total_steps)
+        trainable, total = count_parameters(self.model)
+        self.param_counts = {"trainable": trainable, "total": total}
+        self._write_resolved_config()
+        checkpoint = find_checkpoint(files.checkpoints, config.resume_from)
+        if checkpoint is not None:
+            self.state.update(load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler))
+            dropped = files.truncate_metrics(self.state["global_step"])
+            files.event("resumed", f"resumed from {checkpoint.name}",
+                        {"checkpoint": checkpoint.name, "step": self.state["global_step"],
+                         "dropped_metric_lines": dropped})
+        files.event("started", f"training {config.method} on {self.hw.device} ({self.hw.precision})",
+                    {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                     "parameters": self.param_counts, "hardware": self.hw.as_dict()})
+
+    def _report_data(self) -> None:
+        stats = self.data.stats
+        self.files.event("data", f"{len(self.data.train)} training and {len(self.data.eval)} eval examples", stats)
+        truncated = stats["train"]["truncated"] + stats["eval"]["truncated"]
+        if truncated:
+            self.files.event(
+                "truncation", f"{truncated} examples were longer than max_length={self.config.max_length} "
+                "and were truncated", {"train": stats["train"]["truncated"], "eval": stats["eval"]["truncated"]},
+            )
+
+    def _write_resolved_config(self) -> None:
+        resolved = self.config.model_dump(mode="json")
+        resolved.update(precision=self.hw.precision, attention=self.hw.attention, kernels=self.hw.kernels,
+                        device=self.hw.device, learning_rate=self.config.peak_learning_rate)
+        resolved["engine"] = {"tunelab_version": __version__, "model_path": str(self.model_dir),
+                              "hardware": self.hw.as_dict(), "total_steps": self.total_steps,
+                              "fast_loss_path": self.fast, "parameters": self.param_counts}
+        self.files.write_config(resolved)
+
+    def autocast(self) -> Any:
+        import torch
+
+        if self.config.method == "full" and self.hw.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.hw.precision == "bf16" else torch.float16
+            return torch.autocast(self.hw.device, dtype=dtype)
+        return contextlib.nullcontext()
+
+    def batches(self, examples: list[Any]) -> Batch:
+        pad = self.tokenizer.pad_token_id
+        return make_batch(examples, packing=self.config.packing, max_length=self.config.max_length,
+                          pad_id=pad).to(self.hw.device)
+
+    # ----------------------------------------------------------------- loop
+    def train(self) -> int:
+        import torch
+
+        config, files = self.config, self.files
+        step = self.state["global_step"]
+        epoch = step // self.steps_per_epoch
+        skip = step % self.steps_per_epoch
+        window = {"loss": 0.0, "targets": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "steps": 0}
+        while step < self.total_steps:
+            plan = plan_epoch(len(self.data.train), config.batch_size, config.seed, epoch)
+            accum = config.gradient_accumulation_steps
+            groups = [plan[i : i + accum] for i in range(0, len(plan), accum)]
+            for group in groups[skip:]:
+                if step >= self.total_steps:
+                    break
+                started = time.perf_counter()
+                micro = [self.batches([self.data.train[i] for i in ids]) for ids in group]
+                n_targets = max(1, sum(b.n_targets for b in micro))
+                self.model.train()
+                step_loss = 0.0
+                for batch in micro:
+                    with self.autocast():
+                        loss = loss_sum(self.model, batch, self.fast)
+                    (loss / n_targets).backward()
+                    step_loss += float(loss.detach())
+                limit = config.max_grad_norm or float("inf")
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, limit))
+                self.optimizer.step()
+                if config.method == "adalora":
+                    self.model.base_model.update_and_allocate(step)
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                step += 1
+                spent = time.perf_counter() - started
+                tokens = sum(b.tokens for b in micro)
+                self.state.update(global_step=step, tokens_seen=self.state["tokens_seen"] + tokens,
+                                  elapsed_s=self.state["elapsed_s"] + spent,
+                                  last_loss=step_loss / n_targets)
+                for key, value in (("loss", step_loss), ("targets", n_targets), ("tokens", tokens),
+                                   ("time", spent), ("grad_norm", grad_norm), ("steps", 1)):
+                    window[key] += value
+                if step % config.logging_steps == 0 or step == self.total_steps:
+                    self._log_train(window, step)
+                    window = dict.fromkeys(window, 0)
+                if config.eval_steps and step % config.eval_steps == 0 and self._evaluate(step):
+                    files.event("early_stopped", "eval loss stopped improving", {"step": step})
+                    self.total_steps = step
+                if self.stop.requested():
+                    self._save(step)
+                    files.clear_control()
+                    files.event("paused", f"stopped at step {step} after saving a checkpoint",
+                                {"step": step, "reason": self.stop.reason})
+                    return exit_codes.STOPPED
+                if config.save_steps and step % config.save_steps == 0 and step < self.total_steps:
+                    self._save(step)
+            epoch += 1
+            skip = 0
+        return exit_codes.COMPLETED
+
+    def _log_train(self, window: dict[str, float], step: int) -> None:
+        avg_step = self.state["elapsed_s"] / max(1, step)
+        self.files.metrics({
+            "type": "train", "step": step, "epoch": round(step / self.steps_per_epoch, 4),
+            "loss": window["loss"] / max(1, window["targets"]),
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "grad_norm": window["grad_norm"] / max(1, window["steps"]),
+            "tokens_per_second": window["tokens"] / max(window["time"], 1e-9),
+            "tokens_seen": self.state["tokens_seen"], "elapsed_s": round(self.state["elapsed_s"], 3),
+            "eta_s": round(avg_step * (self.total_steps - step), 1),
+        })
+
+    def _evaluate(self, step: int) -> bool:
+        """Eval loss now; True when early stopping says stop."""
+        from tunelab.evaluation.loss import mean_loss
+
+        if not self.data.eval:
+            return False
+        loss, _ = mean_loss(self.model, self.data.eval, self.batches, self.fast, self.autocast)
+        self.state["last_eval_loss"] = loss
+        self.files.metrics({"type": "eval", "step": step, "epoch": round(step / self.steps_per_epoch, 4),
+                            "eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50))})
+        self.files.event("eval", f"eval loss {loss:.4f} at step {step}", {"step": step, "eval_loss": loss})
+        best = self.state["best_eval_loss"]
+        if best is None or loss < best:
+            self.state.update(best_eval_loss=loss, evals_without_improvement=0)
+            return False
+        self.state["evals_without_improvement"] += 1
+        patience = self.config.early_stopping_patience
+        return bool(patience and self.state["evals_without_improvement"] >= patience)
+
+    def _save(self, step: int) -> None:
+        path = save_checkpoint(self.files.checkpoints, step, self.model, self.optimizer, self.scheduler,
+                               dict(self.state), self.config.save_total_limit)
+        self.files.event("checkpoint_saved", f"saved {path.name}", {"step": step, "path": str(path)})
+
+    # --------------------------------------------------------------- finish
+    def finish(self) -> dict[str, Any]:
+        from tunelab.training.output import save_output
+
+        return save_output(self)
+
+
+def _failure_code(exc: BaseException) -> int:
+    from tunelab.errors import ConfigError, DatasetError, ModelUnavailable
+
+    if isinstance(exc, ConfigError | PreflightFailed | DatasetError | ModelUnavailable):
+        return exit_codes.INVALID_CONFIG
+    return exit_codes.FAILED
