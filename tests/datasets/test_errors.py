@@ -90,12 +90,12 @@ def test_empty_row(tmp_path: Path) -> None:
 
 
 def test_unknown_role(tmp_path: Path) -> None:
-    row = {"conversations": [{"from": "human", "value": "hi"}, {"from": "bot", "value": "yo"}]}
+    row = {"conversations": [{"from": "human", "value": "hi"}, {"from": "narrator", "value": "yo"}]}
     path = _lines(tmp_path / "d.jsonl", [json.dumps(row)])
     issue = _only(path, "unknown_role")
-    assert issue.row == 0 and "'bot'" in issue.message
-    assert "--map role:bot=assistant" in issue.hint
-    assert inspect_file(path, mapping=["role:bot=assistant"]).errors == 0
+    assert issue.row == 0 and "'narrator'" in issue.message
+    assert "--map role:narrator=assistant" in issue.hint
+    assert inspect_file(path, mapping=["role:narrator=assistant"]).errors == 0
 
 
 def test_no_assistant_turn(tmp_path: Path) -> None:

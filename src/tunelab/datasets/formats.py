@@ -9,6 +9,7 @@ before instruction formats, plain text last. ``--format`` skips detection.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +21,7 @@ from tunelab.datasets.records import Message, Record
 
 #: format -> required columns (any one of a tuple inside satisfies that slot).
 FORMATS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "preference": (("chosen",), ("rejected",), ("prompt", "conversations", "messages")),
+    "preference": (("chosen",), ("rejected",)),
     "sharegpt": (("conversations",),),
     "openai": (("messages",),),
     "alpaca": (("instruction",), ("output",)),
@@ -117,24 +118,64 @@ def _text(row: Any, mapping: Mapping) -> Record:
     return Record(text=as_text(_need(row, "text", "text"), "`text`"))
 
 
+_SPEAKER = re.compile(r"(?:^|\n\n)(Human|Assistant|User):[ \t]?")
+
+
+def split_transcript(text: str) -> list[Message] | None:
+    """Turns of an Anthropic-HH style transcript (``\n\nHuman: ...\n\nAssistant: ...``), or None."""
+    parts = _SPEAKER.split(text)
+    if len(parts) < 3 or parts[0].strip():
+        return None
+    roles = {"Human": "user", "User": "user", "Assistant": "assistant"}
+    return [Message(role=roles[tag], content=body.strip())  # type: ignore[arg-type]
+            for tag, body in zip(parts[1::2], parts[2::2], strict=True)]  # fmt: skip
+
+
 def _side(value: Any, mapping: Mapping, column: str) -> list[Message]:
     if isinstance(value, str):
-        return [Message(role="assistant", content=value)]
+        return split_transcript(value) or [Message(role="assistant", content=value)]
     if isinstance(value, dict):
         return [to_message(value, mapping, f"`{column}`", default_role="assistant")]
     return to_messages(value, mapping, column)
 
 
+def _same(a: Message, b: Message) -> bool:
+    return (a.role, a.content.strip()) == (b.role, b.content.strip())
+
+
+def _shared_prefix(chosen: list[Message], rejected: list[Message]) -> int:
+    """How many leading turns both sides repeat (the prompt, in full-conversation datasets)."""
+    n = 0
+    while n < min(len(chosen), len(rejected)) - 1 and _same(chosen[n], rejected[n]):
+        n += 1
+    while n and chosen[n - 1].role == "assistant":  # the prompt ends before a reply
+        n -= 1
+    return n
+
+
 def _preference(row: dict[str, Any], mapping: Mapping) -> Record:
     chosen = _side(_need(row, "chosen", "preference"), mapping, "chosen")
     rejected = _side(_need(row, "rejected", "preference"), mapping, "rejected")
+    shared = _shared_prefix(chosen, rejected)
+    prefix, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
     if "prompt" in row:
         prompt = row["prompt"]
         messages = _side(prompt, mapping, "prompt") if not isinstance(prompt, str) else [
             Message(role="user", content=prompt)]  # fmt: skip
-    else:
+        if prefix and not (len(prefix) == len(messages) and all(map(_same, prefix, messages))):
+            messages = prefix  # the sides carry the whole conversation: trust them
+    elif "conversations" in row or "messages" in row:
         column = "conversations" if "conversations" in row else "messages"
-        messages = to_messages(_need(row, column, "preference"), mapping, column)
+        messages = to_messages(row[column], mapping, column)
+    elif prefix:
+        messages = prefix
+    else:
+        raise RowProblem(
+            "missing_column",
+            "missing the prompt: a preference row needs `prompt`, `conversations` or `messages`, "
+            "or chosen/rejected conversations that start with the same user turn",
+            "Add a `prompt` column, or map yours with --map YOURCOLUMN=prompt",
+        )
     if not messages or messages[0].role != "system":
         messages = _system(row) + messages
     return Record(messages=messages, chosen=chosen, rejected=rejected, tools=_tools(row))

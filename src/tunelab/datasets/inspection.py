@@ -117,7 +117,7 @@ def inspect_file(
         source = open_source(path, format=format, mapping=parsed, max_bytes=max_bytes)
         report.size_bytes, report.file_type, report.format = source.size, source.file_type, source.format
         quality, preview = _scan(source, counter, log, max_length, preview_rows)
-        report.format = source.format
+        report.format, report.mapping = source.format, source.mapping
     except DatasetError as error:
         log.add(Issue(severity="error", code=error.code, message=error.message, hint=error.hint,
                       row=error.details.get("row"), line=error.details.get("line")))  # fmt: skip

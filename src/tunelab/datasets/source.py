@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.datasets.aliases import infer_mapping
 from tunelab.datasets.formats import FORMATS, convert_row, detect_format
 from tunelab.datasets.issues import Issue, RowProblem
 from tunelab.datasets.mapping import Mapping, parse_mapping
@@ -83,18 +84,22 @@ def _columns(values: list[Any]) -> str:
     return ", ".join(names) or "none"
 
 
-def _detect(raws: list[RawRow], mapping: Mapping) -> str | None:
+def _detect(raws: list[RawRow], mapping: Mapping) -> tuple[str | None, Mapping]:
+    """The format of the rows, and the mapping extended with any recognised column aliases."""
     values = [r.value for r in raws if r.problem is None]
-    mapped = [mapping.apply_columns(v) if isinstance(v, dict) else v for v in values]
-    fmt = detect_format(mapped[:DETECT_ROWS])
+    mapped = [mapping.apply_columns(v) if isinstance(v, dict) else v for v in values][:DETECT_ROWS]
+    fmt = detect_format(mapped)
     if fmt is None and mapped:
+        inferred = infer_mapping(mapped, mapping)
+        if inferred is not None:
+            return inferred
         raise DatasetError(
-            f"could not detect the dataset format from columns: {_columns(mapped[:DETECT_ROWS])}",
+            f"could not detect the dataset format from columns: {_columns(mapped)}",
             "Name a format with --format (alpaca, sharegpt, openai, prompt_completion, "
             "question_answer, input_output, text, preference) and map columns with --map COLUMN=FIELD",
             code="unknown_format",
         )
-    return fmt
+    return fmt, mapping
 
 
 def _convert(raws: Iterable[RawRow], source: Source) -> Iterator[Row]:
@@ -104,7 +109,8 @@ def _convert(raws: Iterable[RawRow], source: Source) -> Iterator[Row]:
             yield Row(raw.row, raw.line, None, raw.problem, raw.fixed_encoding)
             continue
         if fmt is None:  # every row read for detection had a problem: detect on this one
-            fmt = source.format = _detect([raw], mapping)
+            fmt, mapping = _detect([raw], mapping)
+            source.format, source.mapping = fmt, mapping
         try:
             record = convert_row(fmt, raw.value, mapping)
         except RowProblem as problem:
@@ -137,7 +143,7 @@ def open_source(
             good = sum(1 for r in head if r.problem is None)
             if good >= DETECT_ROWS or len(head) >= _DETECT_SCAN:
                 break
-        format = _detect(head, mapping)
+        format, mapping = _detect(head, mapping)
     source = Source(path, file_type, format, mapping, size, iter(()))
     source.rows = _convert(itertools.chain(head, raws), source)
     return source
