@@ -90,10 +90,28 @@ def serve(
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
     finally:
-        for worker, _ in started:
-            worker.stop()
+        stop_workers(started)
+
+
+def stop_workers(started: list[tuple[Any, threading.Thread]]) -> None:
+    """Hand running jobs back to the queue at a checkpoint, however long a step takes.
+
+    A capped wait would let the process exit mid-step; the job would then look
+    lost and burn one of its attempts. A second Ctrl-C still quits at once.
+    """
+    for worker, _ in started:
+        worker.stop()
+    busy = [worker.current_job for worker, _ in started if worker.current_job]
+    if busy:
+        typer.echo(
+            f"stopping: checkpointing {', '.join(busy)} at the end of the current step; it resumes "
+            "on the next start (Ctrl-C again to quit now: the job is then recovered as lost)"
+        )
+    try:
         for _, thread in started:
-            thread.join(timeout=60)
+            thread.join()
+    except KeyboardInterrupt:
+        typer.echo("quit without waiting: the job is requeued from its last checkpoint on the next start")
 
 
 def worker(
