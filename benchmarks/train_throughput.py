@@ -163,6 +163,7 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
         save_strategy="no",
         report_to=[],
         bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),  # else the Trainer refuses bf16 on a CPU
         seed=SEED,
         dataloader_num_workers=0,
         disable_tqdm=True,

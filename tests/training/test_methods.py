@@ -47,7 +47,9 @@ def test_run_training_writes_the_run_directory(make_config, tmp_path: Path) -> N
     run = tmp_path / "run"
     config = json.loads((run / "config.json").read_text())
     assert config["engine"]["tunelab_version"] and config["precision"] in ("fp32", "bf16")
-    assert config["attention"] == "sdpa"
+    assert config["attention"] == "sdpa_packed"  # auto on a CPU
+    saved = json.loads((run / "output" / "adapter_config.json").read_text())
+    assert "sdpa_packed" not in json.dumps(saved)  # the output loads without tunelab
     from tests.training.conftest import read_jsonl
 
     metrics = read_jsonl(run / "metrics.jsonl")

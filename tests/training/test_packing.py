@@ -24,11 +24,14 @@ def _examples(n: int, seed: int = 0) -> list[Encoded]:
     return out
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model_dir: Path):
+@pytest.fixture(scope="module", params=["sdpa", "sdpa_packed"])
+def model(tiny_model_dir: Path, request: pytest.FixtureRequest):
     from transformers import AutoModelForCausalLM
 
-    m = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
+    from tunelab.training.packed_attention import register
+
+    register()
+    m = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=request.param)
     return m.eval()
 
 

@@ -99,8 +99,9 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="Compute precision; auto picks bf16 where the hardware supports it."
     )
-    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = Field(
-        "auto", description="Attention kernel; auto picks the fastest available."
+    attention: Literal["auto", "sdpa", "sdpa_packed", "eager", "flash_attention_2"] = Field(
+        "auto",
+        description="Attention kernel; auto picks the fastest available (CPU: sdpa_packed, causal SDPA per packed sequence).",
     )
     kernels: Literal["auto", "none", "liger"] = Field(
         "auto", description="Fused kernels; auto uses Liger when installed on CUDA."

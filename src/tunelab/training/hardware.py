@@ -65,7 +65,10 @@ def detect_hardware(config: TrainConfig) -> Hardware:
     attention = config.attention
     if attention == "auto":
         flash = importlib.util.find_spec("flash_attn") is not None
-        attention = "flash_attention_2" if device == "cuda" and flash and precision != "fp32" else "sdpa"
+        if device == "cuda":
+            attention = "flash_attention_2" if flash and precision != "fp32" else "sdpa"
+        else:
+            attention = "sdpa_packed"
     kernels = config.kernels
     if kernels == "auto":
         liger = importlib.util.find_spec("liger_kernel") is not None

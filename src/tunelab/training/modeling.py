@@ -14,6 +14,8 @@ from typing import Any
 from tunelab.errors import ModelUnavailable
 from tunelab.training.config import TrainConfig
 from tunelab.training.hardware import Hardware, torch_dtype
+from tunelab.training.packed_attention import NAME as PACKED_ATTENTION
+from tunelab.training.packed_attention import register as register_packed_attention
 
 
 def resolve_model_path(name: str) -> Path:
@@ -46,6 +48,8 @@ def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    if hw.attention == PACKED_ATTENTION:
+        register_packed_attention()
     kwargs: dict[str, Any] = {"attn_implementation": hw.attention}
     if config.method == "qlora":
         from transformers import BitsAndBytesConfig

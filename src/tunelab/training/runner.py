@@ -120,11 +120,25 @@ class Recipe:
         self.files.write_config(resolved)
 
     def autocast(self) -> Any:
+        """Mixed precision for the forward pass.
+
+        Full fine-tuning keeps fp32 weights and computes in bf16/fp16. LoRA on a
+        bf16 base keeps fp32 adapter weights; without autocast PEFT casts every
+        layer input up to fp32 for the adapter path and back (about 7% of a CPU
+        step), so the adapter matmuls run in bf16 under autocast instead.
+        """
         import torch
 
         if self.config.method == "full" and self.hw.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.hw.precision == "bf16" else torch.float16
             return torch.autocast(self.hw.device, dtype=dtype)
+        if self.config.method == "lora" and self.hw.precision == "bf16":
+            from peft.helpers import disable_input_dtype_casting
+
+            stack = contextlib.ExitStack()
+            stack.enter_context(torch.autocast(self.hw.device, dtype=torch.bfloat16))
+            stack.enter_context(disable_input_dtype_casting(self.model))
+            return stack
         return contextlib.nullcontext()
 
     def batches(self, examples: list[Any]) -> Batch:
