@@ -166,3 +166,28 @@ def test_parquet_nested_sharegpt(tmp_path: Path) -> None:
     (record,) = iter_records(tmp_path / "s.parquet")
     assert [(m.role, m.content) for m in record.messages] == [
         ("system", "be nice"), ("user", "hi"), ("assistant", "yo")]  # fmt: skip
+
+
+def test_semicolon_and_pipe_separated_csv(tmp_path: Path) -> None:
+    for delimiter in (";", "|"):
+        path = tmp_path / "export.csv"
+        path.write_text(f"question{delimiter}answer\nWhy, really?{delimiter}Because.\n", encoding="utf-8")
+        (record,) = iter_records(path)
+        assert [(m.role, m.content) for m in record.messages] == [("user", "Why, really?"), ("assistant", "Because.")]
+
+
+def test_csv_with_byte_order_mark_and_crlf(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfinstruction,output\r\nSay hi,hi\r\n")
+    report = inspect_file(path)
+    assert (report.format, report.errors) == ("alpaca", 0)
+    (record,) = iter_records(path)
+    assert [m.content for m in record.messages] == ["Say hi", "hi"]
+
+
+def test_undetectable_format_still_reports_size_and_file_type(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    report = inspect_file(path)
+    assert (report.file_type, report.size_bytes, report.format) == ("csv", 12, None)
+    assert [i.code for i in report.issues] == ["unknown_format"]

@@ -7,6 +7,7 @@ dashboard can show all of them at once before anything is stored or trained.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tunelab.datasets.issues import REPAIR_HINT, Issue, IssueLog, issue
 from tunelab.datasets.mapping import Mapping, parse_mapping
 from tunelab.datasets.quality import QualityAccumulator, QualityReport
+from tunelab.datasets.readers import detect_file_type
 from tunelab.datasets.source import Source, open_source
 from tunelab.datasets.tokens import TokenCounter, make_counter
 from tunelab.errors import DatasetError
@@ -94,6 +96,13 @@ def _dataset_warnings(quality: QualityReport, log: IssueLog) -> None:
                       "Fine-tuning on so few examples tends to overfit; add more examples if you can"))  # fmt: skip
 
 
+def _describe_file(report: InspectionReport, path: Path) -> None:
+    """Size and file type for the report even when the format could not be detected."""
+    with contextlib.suppress(OSError, DatasetError):
+        report.size_bytes = path.stat().st_size
+        report.file_type = detect_file_type(path)
+
+
 def inspect_file(
     path: str | Path,
     *,
@@ -119,6 +128,7 @@ def inspect_file(
         quality, preview = _scan(source, counter, log, max_length, preview_rows)
         report.format, report.mapping = source.format, source.mapping
     except DatasetError as error:
+        _describe_file(report, Path(path))
         log.add(Issue(severity="error", code=error.code, message=error.message, hint=error.hint,
                       row=error.details.get("row"), line=error.details.get("line")))  # fmt: skip
     else:

@@ -147,6 +147,22 @@ def _jsonl_retry(row: int, line: int, text: str, fixed: bool, exc: Exception) ->
     return RawRow(row, line, None, problem)
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(path: Path, default: str = ",") -> str:
+    """The delimiter of a CSV's header line: comma unless ``;``, tab or ``|`` clearly separate it.
+
+    Spreadsheets in many locales export semicolon-separated "CSV"; without this
+    such a file reads as one column and fails format detection.
+    """
+    with path.open("rb") as handle:
+        head = handle.readline(65536).decode("utf-8", errors="replace").lstrip("\ufeff")
+    counts = {d: head.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > counts[default] else default
+
+
 def read_delimited(path: Path, delimiter: str, fix: bool = False) -> Iterator[RawRow]:
     csv.field_size_limit(sys.maxsize)
     bad_lines: list[int] = []
@@ -177,7 +193,7 @@ def _delimited_rows(
             return
         except csv.Error as exc:
             line = last_line + 1
-            message = f"cannot parse line {line} as {'CSV' if delimiter == ',' else 'TSV'}: {exc}"
+            message = f"cannot parse line {line} as {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}"
             hint = "Check the quoting there (an unclosed quote swallows the lines after it)"
             yield RawRow(row, line, None, issue("bad_value", message, hint, row=row, line=line))
             return
@@ -248,7 +264,7 @@ def read_rows(path: Path, file_type: str, *, fix_encoding: bool = False) -> Iter
     if file_type == "jsonl":
         return read_jsonl(path, fix_encoding)
     if file_type in ("csv", "tsv"):
-        return read_delimited(path, "," if file_type == "csv" else "\t", fix_encoding)
+        return read_delimited(path, sniff_delimiter(path) if file_type == "csv" else "\t", fix_encoding)
     if file_type == "txt":
         return read_txt(path, fix_encoding)
     if file_type == "json":
