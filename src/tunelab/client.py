@@ -248,6 +248,30 @@ class Client:
                 return job
             time.sleep(poll_s)
 
+    def chat(self, model: str, messages: Sequence[dict[str, str]], *, max_tokens: int = 256,
+             temperature: float = 0.7, top_p: float = 1.0) -> dict[str, Any]:  # fmt: skip
+        """One reply from ``model`` (collection entry, completed job id or built-in id), OpenAI's shape."""
+        body = {"model": model, "messages": list(messages), "max_tokens": max_tokens,
+                "temperature": temperature, "top_p": top_p}  # fmt: skip
+        return self.request("POST", "/v1/chat/completions", json=body, timeout=httpx.Timeout(10.0, read=600.0))
+
+    def chat_stream(self, model: str, messages: Sequence[dict[str, str]], *, max_tokens: int = 256,
+                    temperature: float = 0.7, top_p: float = 1.0) -> Iterator[str]:  # fmt: skip
+        """The reply as text pieces while the model writes it."""
+        body = {"model": model, "messages": list(messages), "max_tokens": max_tokens,
+                "temperature": temperature, "top_p": top_p, "stream": True}  # fmt: skip
+        with self.http.stream("POST", "/v1/chat/completions", json=body,
+                              timeout=httpx.Timeout(10.0, read=600.0)) as response:  # fmt: skip
+            if response.status_code >= 400:
+                response.read()
+                raise _error_from(response)
+            for line in response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                piece = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+
     def stream_job(self, job_id: str, after: int | None = None, *, retry_s: float = 1.0,
                    max_retries: int = 60) -> Iterator[dict[str, Any]]:  # fmt: skip
         """Yield the job's events (SSE) until it ends; reconnect with the cursor on drops.

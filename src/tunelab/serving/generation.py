@@ -22,6 +22,16 @@ _ROLES = {"system", "user", "assistant", "tool"}
 
 
 @dataclass
+class Completion:
+    """One reply with its token counts; ``finish_reason`` is "stop" or "length" (OpenAI's words)."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
 class ChatModel:
     """A loaded model and tokenizer that answers conversations."""
 
@@ -80,14 +90,29 @@ class ChatModel:
         top_p: float = 0.9,
     ) -> str:
         """The assistant's whole reply to ``messages``."""
+        return self.complete(messages, max_new_tokens, temperature, top_p).text
+
+    def complete(
+        self,
+        messages: Messages,
+        max_new_tokens: int = 256,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+    ) -> Completion:
+        """The reply plus what an API reports about it: token counts and why it ended."""
         import torch
 
         kwargs = self._inputs(messages, max_new_tokens, temperature, top_p)
         prompt_length = kwargs["input_ids"].shape[1]
         with torch.inference_mode():
             output = self.model.generate(**kwargs)
-        reply = self.tokenizer.decode(output[0][prompt_length:], skip_special_tokens=True)
-        return reply.strip()
+        new = output[0][prompt_length:].tolist()
+        stopped = bool(new) and new[-1] in self.stop_ids
+        while new and new[-1] in self.stop_ids:
+            new.pop()
+        reply = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        finish = "length" if not stopped and len(new) >= max_new_tokens else "stop"
+        return Completion(reply, prompt_length, len(new) + int(stopped), finish)
 
     def stream(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from tunelab.api.routes import (
+    chat,
     configurations,
     datasets,
     jobs,
@@ -22,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     jobs.router,
     streams.router,
     openai_compat.router,
+    chat.router,
 ]
