@@ -399,6 +399,7 @@ const ROUTES = [
   [/^#\/models\/(.+)$/, "models", pageModel],
   [/^#\/models$/, "models", pageModels],
   [/^#\/system$/, "system", pageSystem],
+  [/^#\/chat(?:\?(.*))?$/, "chat", pageChat],
 ];
 let leavePage = () => {};
 
@@ -511,6 +512,7 @@ async function pageJob(view, signal, jobId) {
   const renderJob = () => {
     ui.title.textContent = job.name || job.id;
     fill(ui.badge, badge(job.status));
+    ui.chatLink.hidden = job.status !== "completed";
     for (const [action, button] of ui.buttons) {
       button.disabled = !action.when.includes(job.status);
       if (action.name === "resume") button.textContent = job.status === "created" ? "Queue" : "Resume";
@@ -617,7 +619,8 @@ function jobLayout(job) {
   ui.root = el("div", {},
     el("p", {}, el("a", { href: "#/jobs" }, "← Jobs")),
     el("div", { class: "page-head" }, el("div", {}, ui.title, el("div", { class: "muted small" }, job.id, " · ", ui.live)), ui.badge),
-    el("div", { class: "actions", role: "group", "aria-label": "Job actions" }, ui.buttons.map(([, b]) => b)),
+    el("div", { class: "actions", role: "group", "aria-label": "Job actions" }, ui.buttons.map(([, b]) => b),
+      (ui.chatLink = el("a", { class: "button", href: `#/chat?model=${enc(job.id)}`, hidden: true }, "Chat with the tuned model"))),
     job.description || (job.tags || []).length ? el("p", { class: "job-about" }, job.description || "", " ",
       (job.tags || []).map((t) => el("span", { class: "tag" }, t))) : null,
     ui.actionResult, ui.error,
@@ -1009,7 +1012,9 @@ async function pageModel(view, signal, name) {
     } catch (error) { showError(body, error); }
   };
   append(view, el("p", {}, el("a", { href: "#/models" }, "← Models")),
-    el("div", { class: "page-head" }, el("h1", {}, name), el("a", { class: "button", href: `#/new?model=${enc(name)}` }, "Train this model")),
+    el("div", { class: "page-head" }, el("h1", {}, name), el("div", { class: "actions" },
+      el("a", { class: "button", href: `#/chat?model=${enc(name)}` }, "Chat"),
+      el("a", { class: "button", href: `#/new?model=${enc(name)}` }, "Train this model"))),
     el("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); load(); } },
       field("Batch size", batch), field("Max length (tokens)", length), el("button", { type: "submit" }, "Estimate")),
     body);
@@ -1051,6 +1056,95 @@ async function pageSystem(view, signal) {
     ["FastAPI", version.fastapi], ["platform", version.platform]].map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v))));
   await load();
   every(5000, load, signal);
+}
+
+/* ---------------------------------------------------------------- page: chat */
+
+/** POST a conversation to /v1/chat/completions with stream: true; onPiece gets each text piece. */
+async function streamChat(body, onPiece, signal) {
+  for (let attempt = 0; ; attempt += 1) {
+    let response;
+    try {
+      response = await fetch("/v1/chat/completions", { method: "POST", signal, body: JSON.stringify({ ...body, stream: true }),
+        headers: authHeaders({ "Content-Type": "application/json", Accept: "text/event-stream" }) });
+    } catch (e) {
+      if (signal.aborted) return;
+      throw unreachable(e.message);
+    }
+    if (response.status === 401 && attempt < 3) { await askForToken(new ApiError(401, await response.json().catch(() => null))); continue; }
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        if (block.trim() === "data: [DONE]") return;
+        const chunk = parseSse(block);
+        const piece = chunk && chunk.choices && chunk.choices[0].delta.content;
+        if (piece) onPiece(piece);
+      }
+    }
+  }
+}
+
+async function pageChat(view, signal, query) {
+  const wanted = new URLSearchParams(query || "").get("model") || "";
+  const listed = (await api("GET", "/v1/models")).data.map((m) => m.id);
+  const ids = wanted && !listed.includes(wanted) ? [wanted, ...listed] : listed;  // a job id is not listed
+  const model = el("select", {}, ids.map((id) => el("option", { value: id, selected: id === wanted }, id)));
+  const system = el("input", { type: "text", placeholder: "optional, e.g. Answer briefly." });
+  const temperature = el("input", { type: "number", min: 0, max: 2, step: 0.1, value: 0.7 });
+  const maxTokens = el("input", { type: "number", min: 1, max: 8192, value: 256 });
+  const prompt = el("textarea", { rows: 3, required: true, placeholder: "Write a message" });
+  const send = el("button", { type: "submit" }, "Send");
+  const log = el("ol", { class: "chat-log", "aria-label": "Conversation", "aria-live": "polite" });
+  const errors = el("div");
+  let turns = [];
+  const bubble = (role, text) => el("li", { class: `turn ${role}` }, el("span", { class: "muted small" }, role === "user" ? "you" : model.value), el("p", {}, text));
+  const reset = () => { turns = []; log.replaceChildren(); errors.replaceChildren(); };
+  model.addEventListener("change", reset);
+  const ask = async (event) => {
+    event.preventDefault();
+    const text = prompt.value.trim();
+    if (!text) return;
+    errors.replaceChildren();
+    turns.push({ role: "user", content: text });
+    const question = bubble("user", text);
+    log.append(question);
+    prompt.value = "";
+    const reply = bubble("assistant", "");
+    const replyText = $("p", reply);
+    log.append(reply);
+    send.disabled = true;
+    reply.setAttribute("aria-busy", "true");
+    try {
+      const messages = system.value.trim() ? [{ role: "system", content: system.value.trim() }, ...turns] : turns;
+      await streamChat({ model: model.value, messages, temperature: Number(temperature.value), max_tokens: Number(maxTokens.value) },
+        (piece) => { replyText.textContent += piece; }, signal);
+      turns.push({ role: "assistant", content: replyText.textContent.trim() });
+    } catch (error) {  // take the question back so it can be sent again
+      turns.pop();
+      question.remove();
+      reply.remove();
+      prompt.value = text;
+      showError(errors, error);
+    } finally {
+      send.disabled = false;
+      reply.removeAttribute("aria-busy");
+    }
+  };
+  append(view, el("h1", {}, "Chat"),
+    el("form", { class: "filters", onsubmit: (e) => e.preventDefault() },
+      field("Model", model), field("System prompt", system), field("Temperature", temperature, "0 always picks the likeliest word"),
+      field("Max reply tokens", maxTokens), el("button", { type: "button", class: "quiet", onclick: reset }, "New conversation")),
+    section("Conversation", log, errors,
+      el("form", { class: "chat-input", onsubmit: ask }, field("Message", prompt), el("div", { class: "actions" }, send))));
 }
 
 /* ---------------------------------------------------------------- start */
