@@ -191,3 +191,26 @@ def test_undetectable_format_still_reports_size_and_file_type(tmp_path: Path) ->
     report = inspect_file(path)
     assert (report.file_type, report.size_bytes, report.format) == ("csv", 12, None)
     assert [i.code for i in report.issues] == ["unknown_format"]
+
+
+def test_csv_cells_holding_json_conversations(tmp_path: Path) -> None:
+    import csv
+
+    path = tmp_path / "chats.csv"
+    messages = [{"role": "user", "content": "Hi, you"}, {"role": "assistant", "content": "Hello!"}]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["messages"])
+        writer.writerow([json.dumps(messages)])
+    report = inspect_file(path)
+    assert (report.format, report.errors) == ("openai", 0)
+    (record,) = iter_records(path)
+    assert [(m.role, m.content) for m in record.messages] == [("user", "Hi, you"), ("assistant", "Hello!")]
+
+    pairs = tmp_path / "pairs.csv"
+    with pairs.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "chosen", "rejected"])
+        writer.writerow(["Pick one", json.dumps([{"role": "assistant", "content": "A"}]), "[not json"])
+    (pair,) = iter_records(pairs)
+    assert [m.content for m in pair.chosen] == ["A"] and [m.content for m in pair.rejected] == ["[not json"]

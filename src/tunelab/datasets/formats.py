@@ -16,7 +16,7 @@ from typing import Any
 
 from tunelab.datasets.issues import REPAIR_HINT, RowProblem
 from tunelab.datasets.mapping import Mapping
-from tunelab.datasets.messages import as_text, to_message, to_messages
+from tunelab.datasets.messages import as_text, decode_json_cell, to_message, to_messages
 from tunelab.datasets.records import Message, Record
 
 #: format -> required columns (any one of a tuple inside satisfies that slot).
@@ -75,7 +75,7 @@ def _alpaca(row: dict[str, Any], mapping: Mapping) -> Record:
     output = as_text(_need(row, "output", "alpaca"), "`output`")
     extra = as_text(row.get("input"), "`input`")
     messages = _system(row)
-    for i, pair in enumerate(row.get("history") or []):
+    for i, pair in enumerate(decode_json_cell(row.get("history")) or []):
         if not (isinstance(pair, list | tuple) and len(pair) == 2):
             raise RowProblem("bad_value", f"`history` item {i} is not a [question, answer] pair",
                              "Write history as [[question, answer], ...]")  # fmt: skip
@@ -132,6 +132,7 @@ def split_transcript(text: str) -> list[Message] | None:
 
 
 def _side(value: Any, mapping: Mapping, column: str) -> list[Message]:
+    value = decode_json_cell(value)
     if isinstance(value, str):
         return split_transcript(value) or [Message(role="assistant", content=value)]
     if isinstance(value, dict):

@@ -134,8 +134,19 @@ def to_message(raw: Any, mapping: Mapping, where: str, default_role: str | None 
     )
 
 
+def decode_json_cell(value: Any) -> Any:
+    """A list or object written as JSON text (how CSV and spreadsheet cells hold them), decoded."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def to_messages(raw: Any, mapping: Mapping, what: str) -> list[Message]:
     """A conversation: a list of messages (a single message dict is accepted as a list of one)."""
+    raw = decode_json_cell(raw)
     if isinstance(raw, dict):
         raw = [raw]
     if not isinstance(raw, list):
