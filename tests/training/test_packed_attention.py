@@ -59,3 +59,22 @@ def test_packed_attention_matches_masked_sdpa(tiny_model_dir: Path, dtype: str, 
     for ours, theirs in zip(packed_grads, grads, strict=True):
         scale = float(theirs.abs().max()) or 1.0
         torch.testing.assert_close(ours / scale, theirs / scale, rtol=tol, atol=tol)
+
+
+def test_soft_capped_attention_falls_back_to_eager(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from tunelab.training.config import TrainConfig
+    from tunelab.training.hardware import detect_hardware
+    from tunelab.training.modeling import load_base_model
+
+    capped = tmp_path / "capped"
+    shutil.copytree(tiny_model_dir, capped)
+    config_file = capped / "config.json"
+    config_file.write_text(json.dumps(json.loads(config_file.read_text()) | {"attn_logit_softcapping": 50.0}))
+    for folder, wanted in ((tiny_model_dir, "sdpa_packed"), (capped, "eager")):
+        train = TrainConfig(model=str(folder), dataset="unused.jsonl", device="cpu")
+        hw = detect_hardware(train)
+        model = load_base_model(folder, train, hw)
+        assert hw.attention == wanted == model.config._attn_implementation

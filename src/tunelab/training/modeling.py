@@ -43,11 +43,19 @@ def load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
+def needs_eager_attention(model_config: Any) -> bool:
+    """Attention logit soft-capping (Gemma 2 and kin): SDPA kernels cannot apply it, eager can."""
+    text = getattr(model_config, "get_text_config", lambda: model_config)()
+    return getattr(text, "attn_logit_softcapping", None) is not None
+
+
 def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
     """The pretrained model on its device in the storage dtype for the method."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
+    if config.attention == "auto" and needs_eager_attention(AutoConfig.from_pretrained(path)):
+        hw.attention = "eager"  # recorded in the run's config like every other choice
     if hw.attention == PACKED_ATTENTION:
         register_packed_attention()
     kwargs: dict[str, Any] = {"attn_implementation": hw.attention}
