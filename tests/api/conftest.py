@@ -32,6 +32,15 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def base_url(settings: Settings) -> Iterator[str]:
+    """The app served over real HTTP (uvicorn on a free loopback port), for real clients."""
+    from tests.api.live import thread_server
+
+    with thread_server(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture
 def sessions(settings: Settings) -> sessionmaker[Session]:
     from tunelab.store.db import session_factory
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 from tests.api.conftest import assert_error
-from tests.api.live import thread_server
-
-from tunelab.api import create_app
-from tunelab.settings import Settings
 
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
 
@@ -87,12 +82,6 @@ def test_bad_requests_say_what_to_do(client: TestClient, named_model: str, sessi
     error = assert_error(client.post("/v1/chat/completions", json={"model": job.id, "messages": HELLO}), 422,
                          "invalid_input")  # fmt: skip
     assert "once the job has completed" in error["hint"]
-
-
-@pytest.fixture
-def base_url(settings: Settings) -> Iterator[str]:
-    with thread_server(create_app(settings)) as url:
-        yield url
 
 
 def test_openai_client_chats_with_a_model(base_url: str, named_model: str, expected: str) -> None:

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.api.live import thread_server
-
-from tunelab.api import create_app
-from tunelab.settings import Settings
-
-
-@pytest.fixture
-def base_url(settings: Settings) -> Iterator[str]:
-    with thread_server(create_app(settings)) as url:
-        yield url
 
 
 def test_openai_client_creates_job_from_uploaded_file(base_url: str, chat_file: Path, tiny_model_dir: Path) -> None:

@@ -255,21 +255,11 @@ async function followJob(jobId, { onEvent, onState, signal }) {
       if (response.status === 401) { await askForToken(new ApiError(401, await response.json())); continue; }
       if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
       onState("live");
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const event = parseSse(buffer.slice(0, cut));
-          buffer = buffer.slice(cut + 2);
-          if (!event) continue;
-          if (event.type === "end") { onState("ended"); return event; }
-          if (event.id > cursor) { cursor = event.id; onEvent(event); }
-        }
+      for await (const block of sseBlocks(response)) {
+        const event = parseSse(block);
+        if (!event) continue;
+        if (event.type === "end") { onState("ended"); return event; }
+        if (event.id > cursor) { cursor = event.id; onEvent(event); }
       }
     } catch (error) {
       if (signal.aborted) return null;
@@ -279,6 +269,23 @@ async function followJob(jobId, { onEvent, onState, signal }) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   return null;
+}
+
+/** The blank-line separated blocks of a server-sent event stream, as they arrive. */
+async function* sseBlocks(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      yield buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+    }
+  }
 }
 
 function parseSse(block) {
@@ -1073,23 +1080,13 @@ async function streamChat(body, onPiece, signal) {
     }
     if (response.status === 401 && attempt < 3) { await askForToken(new ApiError(401, await response.json().catch(() => null))); continue; }
     if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, "\n");
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, cut);
-        buffer = buffer.slice(cut + 2);
-        if (block.trim() === "data: [DONE]") return;
-        const chunk = parseSse(block);
-        const piece = chunk && chunk.choices && chunk.choices[0].delta.content;
-        if (piece) onPiece(piece);
-      }
+    for await (const block of sseBlocks(response)) {
+      if (block.trim() === "data: [DONE]") return;
+      const chunk = parseSse(block);
+      const piece = chunk && chunk.choices && chunk.choices[0].delta.content;
+      if (piece) onPiece(piece);
     }
+    return;
   }
 }
 
