@@ -6,7 +6,8 @@ computes every score of the row (L x L), and CPU SDPA runs its slow masked path.
 Here each sequence gets its own SDPA call with ``is_causal=True`` and no mask:
 the fast causal kernel runs, and only the scores that matter are computed (the
 sum of l_i^2 / 2 instead of L^2). Measured on the built-in model (4 rows of 500
-tokens, 8 sequences, 2-core CPU, bf16) this cut a training step by about a fifth.
+tokens, 8 sequences, 2-core AVX-512 BF16 CPU, bf16): attention forward plus
+backward went from 80 to 52 ms per layer, about 7% of a whole training step.
 
 It is registered with transformers' attention interface, so any model whose
 attention goes through that interface can use it by name. Rows that hold one
