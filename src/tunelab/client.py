@@ -135,9 +135,10 @@ class Client:
     def search_models(self, q: str, limit: int = 20) -> dict[str, Any]:
         return self.request("GET", "/api/models/search", params={"q": q, "limit": limit})
 
-    def model_info(self, name: str, batch_size: int = 8, max_length: int = 512) -> dict[str, Any]:
-        params = {"name": name, "batch_size": batch_size, "max_length": max_length}
-        return self.request("GET", "/api/models/info", params=params)
+    def model_info(self, name: str, batch_size: int | None = None, max_length: int | None = None) -> dict[str, Any]:
+        """Facts and a memory estimate per method; unset sizes are the server's TrainConfig defaults."""
+        params: dict[str, Any] = {"name": name, "batch_size": batch_size, "max_length": max_length}
+        return self.request("GET", "/api/models/info", params={k: v for k, v in params.items() if v is not None})
 
     def model_available(self, name: str) -> bool:
         return bool(self.request("GET", "/api/models/available", params={"name": name})["available"])

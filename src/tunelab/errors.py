@@ -85,6 +85,12 @@ class ConfigError(InvalidInput):
     code = "config_invalid"
 
 
+class DatabaseUnavailable(TunelabError):
+    """The store cannot be opened: a wrong URL, a server that is down, a missing folder."""
+
+    code = "database_unavailable"
+
+
 HTTP_STATUS: dict[str, int] = {
     "error": 500,
     "invalid_input": 422,
@@ -99,6 +105,7 @@ HTTP_STATUS: dict[str, int] = {
     "payload_too_large": 413,
     "file_too_large": 413,
     "model_unavailable": 424,
+    "database_unavailable": 503,
 }
 
 

@@ -26,7 +26,7 @@ def named_model(sessions: sessionmaker[Session], tiny_model_dir: Path) -> str:
 def expected(tiny_model_dir: Path) -> str:
     from tunelab.serving.generation import load_chat_model
 
-    return load_chat_model(tiny_model_dir, progress=False).generate(HELLO, max_new_tokens=6, temperature=0)
+    return load_chat_model(tiny_model_dir, progress=False).complete(HELLO, max_new_tokens=6, temperature=0).text
 
 
 def test_completion_matches_local_generation(client: TestClient, named_model: str, expected: str) -> None:
@@ -67,7 +67,7 @@ def test_models_lists_builtins_and_the_collection(client: TestClient, named_mode
 
 
 def test_bad_requests_say_what_to_do(client: TestClient, named_model: str, sessions: sessionmaker[Session],
-                                     tiny_model_dir: Path) -> None:  # fmt: skip
+                                     tiny_model_dir: Path, chat_file: Path) -> None:  # fmt: skip
     error = assert_error(client.post("/v1/chat/completions", json={"model": "nope", "messages": HELLO}), 404, "not_found")
     assert "GET /v1/models" in error["hint"]
     path = {"model": str(tiny_model_dir), "messages": HELLO}
@@ -78,7 +78,7 @@ def test_bad_requests_say_what_to_do(client: TestClient, named_model: str, sessi
     from tunelab.jobs import service
 
     with sessions() as session:
-        job = service.create_job(session, {"model": str(tiny_model_dir), "dataset": "d", "hyperparameters": {}})
+        job = service.create_job(session, {"model": str(tiny_model_dir), "dataset": str(chat_file), "hyperparameters": {}})
     error = assert_error(client.post("/v1/chat/completions", json={"model": job.id, "messages": HELLO}), 422,
                          "invalid_input")  # fmt: skip
     assert "once the job has completed" in error["hint"]

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import assert_error
 
 from tunelab.api import create_app
+from tunelab.errors import InvalidInput
 from tunelab.settings import Settings
 
 
@@ -125,3 +126,42 @@ def test_repair_makes_a_new_version(client: TestClient) -> None:
     assert client.get("/api/datasets/texts").json()["latest_version_id"] == result["id"]
     assert client.get("/api/datasets/texts/rows").json()["data"][0] == {"text": "padded text"}
     assert_error(client.post("/api/datasets/texts/repair", json={"version": "ds-nope"}), 404, "not_found")
+
+
+def test_a_dataset_imported_with_the_cli_is_listed_by_the_api(client: TestClient, chat_file: Path,
+                                                              settings: Settings) -> None:  # fmt: skip
+    from typer.testing import CliRunner
+
+    from tunelab.cli.main import app
+
+    runner = CliRunner()  # TUNELAB_HOME is the app's home (the tunelab_home fixture)
+    imported = runner.invoke(app, ["datasets", "import", str(chat_file), "--name", "chat-demo"])
+    assert imported.exit_code == 0, imported.output
+    version_id = imported.output.split()[0]
+    listed = client.get("/api/datasets").json()
+    assert listed["count"] == 1 and listed["data"][0]["name"] == "chat-demo"
+    dataset = client.get("/api/datasets/chat-demo").json()
+    assert dataset["latest_version"]["id"] == version_id and dataset["latest_version"]["num_rows"] == 12
+    assert client.get("/api/datasets/chat-demo/rows", params={"limit": 1}).json()["data"][0]["messages"]
+
+    # and the other way round: an upload is in the CLI's list, and the API's delete empties it
+    with chat_file.open("rb") as handle:
+        assert client.post("/api/datasets", files={"file": ("other.jsonl", handle)},
+                           data={"name": "uploaded"}).status_code == 201  # fmt: skip
+    table = runner.invoke(app, ["datasets", "list"])
+    assert table.exit_code == 0 and "chat-demo" in table.output and "uploaded" in table.output
+    assert client.delete("/api/datasets/chat-demo").status_code == 204
+    assert version_id in runner.invoke(app, ["datasets", "list"]).output  # "uploaded" still uses it
+    assert client.delete("/api/datasets/uploaded").status_code == 204
+    assert "chat-demo" not in runner.invoke(app, ["datasets", "list"]).output
+    assert not any(settings.datasets_dir.iterdir())
+
+
+def test_cli_import_refuses_a_path_like_name(chat_file: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tunelab.cli.main import app
+
+    result = CliRunner().invoke(app, ["datasets", "import", str(chat_file), "--name", "../escape"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InvalidInput) and "--name" in result.exception.message

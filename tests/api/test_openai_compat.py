@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from tunelab.settings import Settings
 
 
 def test_openai_client_creates_job_from_uploaded_file(base_url: str, chat_file: Path, tiny_model_dir: Path) -> None:
@@ -59,3 +64,46 @@ def test_openai_paged_events(base_url: str, chat_file: Path) -> None:
     assert rest["has_more"] is False and len(rest["data"]) == 1
     bad = httpx.post(f"{base_url}/v1/files", files={"file": ("x.jsonl", b"{}")}, data={"purpose": "assistants"})
     assert bad.status_code == 422 and json.loads(bad.text)["error"]["code"] == "invalid_input"
+
+
+def test_files_report_the_uploaded_size_and_delete_their_version(client: TestClient, chat_file: Path,
+                                                                 settings: Settings) -> None:  # fmt: skip
+    from tests.api.conftest import assert_error
+
+    size = chat_file.stat().st_size
+    created = client.post("/v1/files", files={"file": ("chat.jsonl", chat_file.read_bytes())},
+                          data={"purpose": "fine-tune"}).json()  # fmt: skip
+    assert created["bytes"] == size and created["filename"] == "chat.jsonl"
+    assert client.get(f"/v1/files/{created['id']}").json()["bytes"] == size
+    assert [f["bytes"] for f in client.get("/v1/files").json()["data"]] == [size]
+    assert len(list(settings.datasets_dir.iterdir())) == 1
+    assert client.delete(f"/v1/files/{created['id']}").json()["deleted"] is True
+    assert_error(client.get(f"/v1/files/{created['id']}"), 404, "not_found")
+    assert not list(settings.datasets_dir.iterdir())  # the stored version went with the file
+    client.post("/api/datasets", files={"file": ("chat.jsonl", chat_file.read_bytes())}, data={"name": "mine"})
+    assert_error(client.get("/v1/files/mine"), 404, "not_found")  # only uploads through /v1/files are files
+
+
+def test_fine_tuning_job_reports_the_tokens_the_engine_trained(
+    client: TestClient, make_job: Callable[[str], str], sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    from tunelab.jobs import service, tailer
+    from tunelab.training.rundir import RunFiles
+
+    job_id = make_job("completed")
+    assert client.get(f"/v1/fine_tuning/jobs/{job_id}").json()["trained_tokens"] is None  # nothing trained yet
+    files = RunFiles(tmp_path / "run")  # what the engine writes, read the way the worker reads it
+    files.metrics({"type": "train", "step": 1, "loss": 2.5, "tokens_seen": 96})
+    files.metrics({"type": "train", "step": 2, "loss": 2.1, "tokens_seen": 180})
+    with sessions() as session:
+        tailer.ingest(session, service.get_job(session, job_id), files.dir)
+        session.commit()
+    assert client.get(f"/v1/fine_tuning/jobs/{job_id}").json()["trained_tokens"] == 180
+    files.event("completed", "training completed at step 2", {"steps": 2, "tokens_seen": 181})
+    files.close()
+    with sessions() as session:
+        tailer.ingest(session, service.get_job(session, job_id), files.dir)
+        session.commit()
+    job = client.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["trained_tokens"] == 181  # the engine's summary wins
+    assert [j["trained_tokens"] for j in client.get("/v1/fine_tuning/jobs").json()["data"]] == [181]

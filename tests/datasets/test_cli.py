@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tunelab.cli.main import app
@@ -61,3 +62,24 @@ def test_inspect_with_tokenizer(shared_datasets: Path, tiny_model_dir: Path) -> 
     assert report["preview"][0]["rendered"].startswith("<|im_start|>system\nYou are a helpful assistant.")
     assert "<|im_start|>user\nhi<|im_end|>" in report["preview"][0]["rendered"]
     assert report["quality"]["over_max_length"] > 0 and report["issue_counts"]["over_max_length"] > 0
+
+
+def test_train_config_naming_a_stored_dataset_reads_its_file(tmp_path: Path) -> None:
+    from tunelab.cli.train import load_train_config
+    from tunelab.errors import ConfigError
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "a"}\n{"text": "b"}\n', encoding="utf-8")
+    imported = runner.invoke(app, ["datasets", "import", str(data), "--name", "letters"])
+    assert imported.exit_code == 0, imported.output
+    version_id = imported.output.split()[0]
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text("model: some-model\ndataset: letters\n", encoding="utf-8")
+    by_name = load_train_config(config_file, [])
+    by_version = load_train_config(config_file, [f"dataset={version_id}", f"eval_dataset={version_id}"])
+    assert by_name.dataset == by_version.dataset == by_version.eval_dataset
+    assert Path(by_name.dataset).parent.name == version_id and Path(by_name.dataset).is_file()
+    with pytest.raises(ConfigError) as info:
+        load_train_config(config_file, ["dataset=never-imported"])
+    assert "tunelab datasets import" in info.value.hint
+    assert load_train_config(config_file, [f"dataset={data}"]).dataset == str(data)  # files stay files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,8 @@ def test_job_completes_with_metrics_checkpoints_artifacts(
         assert recent_samples(session, job_id=job_id)[0].ram_total > 0
         assert get_model(session, "my-tuned").info["job_id"] == job_id
         assert job.configuration_id is not None
+        summary = json.loads((Path(job.run_dir) / "output" / "summary.json").read_text())
+        assert service.trained_tokens(session, job_id) == summary["tokens_seen"] > 0  # OpenAI's trained_tokens
     assert (Path(job.run_dir) / "config.json").exists()
 
 

@@ -31,9 +31,9 @@ def test_builtin_converts_once_and_answers_paris(tunelab_home: Path) -> None:
     from tunelab.serving.generation import load_chat_model
 
     chat = load_chat_model(folder, progress=False)
-    reply = chat.generate(
+    reply = chat.complete(
         [{"role": "user", "content": "What is the capital of France?"}],
         max_new_tokens=30,
         temperature=0,
-    )
+    ).text
     assert "Paris" in reply

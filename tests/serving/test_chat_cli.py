@@ -11,11 +11,11 @@ from tunelab.serving.generation import load_chat_model
 
 
 def test_one_shot_prints_the_greedy_reply(tiny_model_dir: Path) -> None:
-    expected = load_chat_model(tiny_model_dir, progress=False).generate(
+    expected = load_chat_model(tiny_model_dir, progress=False).complete(
         [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}],
         max_new_tokens=8,
         temperature=0,
-    )
+    ).text
     result = CliRunner().invoke(
         app,
         [

@@ -16,7 +16,7 @@ MESSAGES = [{"role": "user", "content": "Give three tips for staying healthy."}]
 def test_generate_and_stream_agree_when_greedy(tiny_model_dir: Path) -> None:
     chat = load_chat_model(tiny_model_dir, progress=False)
     assert chat.parts.adapter is None and chat.parts.base == tiny_model_dir.resolve()
-    reply = chat.generate(MESSAGES, max_new_tokens=12, temperature=0)
+    reply = chat.complete(MESSAGES, max_new_tokens=12, temperature=0).text
     assert isinstance(reply, str)
     assert "".join(chat.stream(MESSAGES, max_new_tokens=12, temperature=0)).strip() == reply
     assert chat.render(MESSAGES).endswith("<|im_start|>assistant\n")
@@ -29,18 +29,18 @@ def test_sampling_uses_temperature(tiny_model_dir: Path) -> None:
 
     chat = load_chat_model(tiny_model_dir, progress=False)
     torch.manual_seed(0)
-    replies = {chat.generate(MESSAGES, max_new_tokens=8, temperature=1.5, top_p=1.0) for _ in range(4)}
+    replies = {chat.complete(MESSAGES, max_new_tokens=8, temperature=1.5, top_p=1.0).text for _ in range(4)}
     assert len(replies) > 1  # a random tiny model sampled hot does not repeat itself
 
 
 def test_bad_generation_arguments_raise(tiny_model_dir: Path) -> None:
     chat = load_chat_model(tiny_model_dir, progress=False)
     with pytest.raises(InvalidInput):
-        chat.generate([], max_new_tokens=4)
+        chat.complete([], max_new_tokens=4)
     with pytest.raises(InvalidInput):
-        chat.generate([{"role": "robot", "content": "x"}], max_new_tokens=4)
+        chat.complete([{"role": "robot", "content": "x"}], max_new_tokens=4)
     with pytest.raises(InvalidInput):
-        chat.generate(MESSAGES, max_new_tokens=0)
+        chat.complete(MESSAGES, max_new_tokens=0)
 
 
 def _save_adapter(base: Path, folder: Path, base_name: str | None = None) -> None:
@@ -81,7 +81,7 @@ def test_run_directory_with_adapter_loads_base_plus_adapter(
     assert isinstance(tuned.model, PeftModel)
     assert tuned.parts.adapter == run / "output" and tuned.parts.tokenizer == run / "output"
     assert not torch.allclose(_logits(tuned, "hello"), _logits(base, "hello"))
-    assert isinstance(tuned.generate(MESSAGES, max_new_tokens=4, temperature=0), str)
+    assert isinstance(tuned.complete(MESSAGES, max_new_tokens=4, temperature=0).text, str)
 
 
 def test_adapter_with_moved_base_falls_back_to_run_config(

@@ -22,9 +22,9 @@ def test_chat_page_streams_replies_from_a_collection_model(settings: Settings, p
     with session_factory(settings.resolved_database_url)() as session:
         add_model(session, "tiny-chat", location=str(tiny_model_dir))
     local = load_chat_model(tiny_model_dir, progress=False)
-    first = local.generate([{"role": "user", "content": "Hello"}], max_new_tokens=5, temperature=0)
-    second = local.generate([{"role": "user", "content": "Hello"}, {"role": "assistant", "content": first},
-                             {"role": "user", "content": "And then?"}], max_new_tokens=5, temperature=0)  # fmt: skip
+    first = local.complete([{"role": "user", "content": "Hello"}], max_new_tokens=5, temperature=0).text
+    second = local.complete([{"role": "user", "content": "Hello"}, {"role": "assistant", "content": first},
+                             {"role": "user", "content": "And then?"}], max_new_tokens=5, temperature=0).text  # fmt: skip
 
     with studio(settings) as url:
         page.goto(f"{url}/ui/#/models/tiny-chat")

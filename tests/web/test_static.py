@@ -8,6 +8,7 @@ TrainConfig schema still matches TrainConfig.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -26,12 +27,16 @@ def test_pages_and_assets_are_served_with_security_headers(client: TestClient) -
     page = client.get("/ui/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert '<script src="app.js" defer></script>' in page.text
+    assert '<script type="module" src="app.js"></script>' in page.text
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     for asset, kind in (
         ("app.js", "javascript"),
+        ("js/api.js", "javascript"),  # module scripts must be served as JavaScript
+        ("js/pages/job.js", "javascript"),
+        ("vendor/uPlot.esm.js", "javascript"),
+        ("vendor/uPlot.min.css", "text/css"),
         ("app.css", "text/css"),
     ):
         response = client.get(f"/ui/{asset}")
@@ -62,20 +67,67 @@ def test_dashboard_is_not_in_the_api_schema(client: TestClient) -> None:
     assert "/" not in paths and not any(path.startswith("/ui") for path in paths)
 
 
+def _own_scripts() -> list[Path]:
+    """The dashboard's own modules (the vendored chart library is checked by its authors)."""
+    return [p for p in sorted(STATIC_DIR.rglob("*.js")) if "vendor" not in p.relative_to(STATIC_DIR).parts]
+
+
 def test_the_page_never_inserts_markup() -> None:
     """Server data goes in as text; the HTML has no inline script or handler (the CSP forbids them)."""
-    script = (STATIC_DIR / "app.js").read_text()
-    for pattern in (
-        "innerHTML",
-        "outerHTML",
-        "insertAdjacentHTML",
-        "document.write",
-        "eval(",
-        "new Function",
-    ):
-        assert pattern not in script, pattern
+    scripts = _own_scripts()
+    assert len(scripts) > 10, scripts  # app.js and the modules under js/
+    for path in scripts:
+        script = path.read_text()
+        for pattern in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
+            assert pattern not in script, (path.name, pattern)
     html = (STATIC_DIR / "index.html").read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "inline <script> in index.html"
     assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler in index.html"
 
 
+def test_no_list_the_api_owns_is_copied_into_the_page() -> None:
+    """Statuses, formats, file suffixes, methods and field groups come from GET /api/meta: no
+    array literal in the page's code holds three of one such list, no string three suffixes."""
+    from tunelab.datasets.formats import FORMATS
+    from tunelab.datasets.readers import SUFFIXES
+    from tunelab.jobs.states import JobStatus
+    from tunelab.training.config import FIELD_GROUPS
+    from tunelab.training.methods import METHODS
+
+    owned = {
+        "job statuses": {s.value for s in JobStatus},
+        "dataset formats": set(FORMATS),
+        "file types": set(SUFFIXES.values()),
+        "methods": set(METHODS),
+        "main fields": set(FIELD_GROUPS["main"]),
+        "priorities": {"high", "medium", "low"},
+    }
+    text = "\n".join(path.read_text() for path in _own_scripts())
+    literals = re.findall(r"\[[^\[\]]*\]", text)
+    assert len(literals) > 20  # the pattern does find the page's arrays
+    for literal in literals:
+        items = set(re.findall(r'"([^"\n]*)"', literal))
+        for name, values in owned.items():
+            assert len(items & values) < 3, (name, literal)
+    for string in re.findall(r'"([^"\n]*)"', text):
+        assert sum(suffix in string for suffix in SUFFIXES) < 3, string
+
+
+def test_every_dashboard_file_is_packaged() -> None:
+    """pyproject's package-data globs cover every file under web/static, vendor/ included."""
+    import tomllib
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["tunelab"]
+    package = STATIC_DIR.parents[1]
+    packaged = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
+    files = {p for p in STATIC_DIR.rglob("*") if p.is_file()}
+    assert files - packaged == set()
+    assert (STATIC_DIR / "vendor" / "uPlot.LICENSE").is_file()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tunelab.training.methods import ADAPTER_LEARNING_RATE
+
 # tunelab status -> OpenAI status (OpenAI has no 'created'; paused is theirs too)
 STATUS = {
     "created": "validating_files",
@@ -25,11 +27,12 @@ def list_object(data: list[dict[str, Any]], *, has_more: bool = False) -> dict[s
     return {"object": "list", "data": data, "has_more": has_more}
 
 
-def file_object(dataset: Any, size: int | None = None) -> dict[str, Any]:
+def file_object(dataset: Any, size: int) -> dict[str, Any]:
+    """A dataset uploaded through /v1/files; ``size`` is the uploaded file's byte count."""
     return {
         "id": dataset.name,
         "object": "file",
-        "bytes": size if size is not None else 0,
+        "bytes": size,
         "created_at": unix(dataset.created_at),
         "filename": dataset.description or dataset.name,
         "purpose": "fine-tune",
@@ -44,12 +47,13 @@ def _hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
         "n_epochs": hyper.get("epochs", "auto"),
         "batch_size": hyper.get("batch_size", "auto"),
         "learning_rate_multiplier": (
-            hyper["learning_rate"] / 2e-4 if isinstance(hyper.get("learning_rate"), int | float) else "auto"
+            hyper["learning_rate"] / ADAPTER_LEARNING_RATE if isinstance(hyper.get("learning_rate"), int | float) else "auto"
         ),
     }
 
 
-def job_object(job: Any) -> dict[str, Any]:
+def job_object(job: Any, trained_tokens: int | None = None) -> dict[str, Any]:
+    """A job as OpenAI's ``fine_tuning.job``; ``trained_tokens`` is what the engine counted, if it ran."""
     config = job.config or {}
     hyper = _hyperparameters(config)
     error = None
@@ -71,7 +75,7 @@ def job_object(job: Any) -> dict[str, Any]:
         "result_files": [],
         "seed": (config.get("hyperparameters") or {}).get("seed", 42),
         "status": STATUS.get(job.status, job.status),
-        "trained_tokens": None,
+        "trained_tokens": trained_tokens,
         "training_file": config.get("dataset"),
         "validation_file": (config.get("hyperparameters") or {}).get("eval_dataset"),
         "estimated_finish": None,

@@ -11,6 +11,7 @@ kept only as a label; the suffix (file type) is taken from it after checking.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -20,10 +21,13 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from tunelab.api.deps import check_name
+from tunelab.datasets.readers import SUFFIXES
 from tunelab.errors import InvalidInput, PayloadTooLarge
+from tunelab.settings import Settings
 
 MAX_FIELD_BYTES = 64 * 1024
-ALLOWED_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt", ".parquet")
+ALLOWED_SUFFIXES = tuple(SUFFIXES)  # what the readers read, from their one list
 
 
 @dataclass
@@ -151,3 +155,43 @@ def finalise(upload: Upload, directory: Path, stem: str) -> Path:
     os.replace(upload.path, target)
     upload.path = target
     return target
+
+
+# -- dataset files: what POST /api/datasets, /api/datasets/preview and /v1/files receive ------
+
+
+async def receive_dataset_file(request: Request, settings: Settings) -> tuple[Upload, Path]:
+    """Stream the multipart body to ``<home>/uploads/<server id><suffix>``; the caller removes it."""
+    directory = settings.home / "uploads"
+    upload = await receive_upload(request, directory, settings.max_upload_bytes)
+    return upload, finalise(upload, directory, f"upload-{uuid.uuid4().hex}")
+
+
+def client_name(upload: Upload) -> str:
+    """The client's file name without any folder part: a label for answers, never a path."""
+    return Path(upload.filename.replace("\\", "/")).name
+
+
+def parse_mapping_field(raw: str | None) -> dict[str, str] | None:
+    """The ``mapping`` form field (a JSON object of column rules), checked."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput("`mapping` must be a JSON object", 'send e.g. mapping={"prompt": "question"}')
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def dataset_name(upload: Upload) -> str:
+    """The ``name`` field (refused when path-like), else the file's stem when it is a safe label."""
+    requested = upload.fields.get("name")
+    if requested:
+        return check_name(requested, "name") or ""
+    stem = Path(client_name(upload)).stem
+    try:
+        return check_name(stem, "name") or f"dataset-{uuid.uuid4().hex[:8]}"
+    except InvalidInput:
+        return f"dataset-{uuid.uuid4().hex[:8]}"

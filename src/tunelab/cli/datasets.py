@@ -1,12 +1,17 @@
 """``tunelab datasets``: inspect, repair, import and list datasets.
 
-Thin over ``tunelab.datasets``: each command calls one service function and
-renders its pydantic result with rich (or as JSON with ``--json``).
+Thin: ``inspect`` and ``repair`` work on a file through ``tunelab.datasets``
+(nothing is stored); ``import`` and ``list`` go through the dataset service
+(``tunelab.jobs.datasets``) on the store the server uses (``TUNELAB_DATABASE_URL``,
+else the home's SQLite file), so an imported dataset is what ``GET
+/api/datasets`` and the dashboard list. Results are rendered with rich (or as
+JSON with ``--json``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -18,10 +23,9 @@ from tunelab.datasets import (
     InspectionReport,
     RepairReport,
     inspect_file,
-    list_versions,
-    normalize_file,
     repair_file,
 )
+from tunelab.errors import InvalidInput
 
 datasets_app = typer.Typer(help="Inspect, repair, import and list datasets.", no_args_is_help=True)
 
@@ -101,7 +105,10 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Validate a dataset and print its format, issues, quality report and preview; exit 1 on errors."""
-    report = inspect_file(file, format=format, mapping=map_ or None, tokenizer=tokenizer,
+    from tunelab.training.token_report import make_counter
+
+    counter = make_counter(tokenizer)  # the engine's own counts when a tokenizer is given
+    report = inspect_file(file, format=format, mapping=map_ or None, counter=counter,
                           max_length=max_length, preview_rows=preview)  # fmt: skip
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
@@ -136,27 +143,65 @@ def repair_command(
         _render_repair(report)
 
 
+def _store_session() -> Any:
+    """A session on the server's store: the one registry of datasets."""
+    from tunelab.settings import get_settings
+    from tunelab.store.db import session_factory
+
+    return session_factory(get_settings().resolved_database_url)()
+
+
+def _dataset_name(file: Path, name: str | None) -> str:
+    """``--name``, else the file's stem; either must be a label, never a path."""
+    from tunelab.api.deps import check_name
+
+    if name is not None:
+        return check_name(name, "--name") or ""
+    try:
+        return check_name(file.stem, "name") or ""
+    except InvalidInput:
+        raise InvalidInput(
+            f"the file name {file.stem!r} is not usable as a dataset name",
+            "pass a name with --name, e.g. --name my-dataset (letters, digits, spaces and . _ - + @ :)",
+        ) from None
+
+
 @datasets_app.command("import")
 def import_command(
     file: Path = typer.Argument(..., help="Dataset file to normalise and store."),
     format: str | None = typer.Option(None, "--format", "-f", help=FORMAT_HELP),
     map_: list[str] | None = typer.Option(None, "--map", "-m", help=MAP_HELP),
+    name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (a label); default the file's stem. "
+                                    "A known name gets a new latest version."),
+    description: str = typer.Option("", "--description", help="Description of a new dataset."),
 ) -> None:
-    """Normalise a file into an immutable, content-addressed version and print its id."""
-    version = normalize_file(file, format=format, mapping=map_ or None)
+    """Normalise a file into an immutable version, register it in the store and print its version id."""
+    from tunelab.jobs import datasets as dataset_service
+
+    label = _dataset_name(file, name)
+    with _store_session() as session:
+        dataset, version = dataset_service.ingest(
+            session, file, name=label, description=description, format=format, mapping=map_ or None
+        )
     counts = ", ".join(f"{k}: {v:,}" for k, v in version.counts.items())
-    typer.echo(f"{version.version_id}  ({version.format}, {counts})")
+    typer.echo(f"{version.id}  ({version.format}, {counts})  dataset {dataset.name!r}")
 
 
 @datasets_app.command("list")
 def list_command() -> None:
-    """List stored dataset versions, newest first."""
-    table = Table(title="Dataset versions")
-    for column in ("version", "source", "format", "records", "created", "parent"):
-        table.add_column(column)
-    for v in list_versions():
-        table.add_row(v.version_id, v.source_name, v.format or "-", f"{v.counts.get('records', 0):,}",
-                      v.created, v.parent or "")  # fmt: skip
+    """List stored datasets and their versions, newest first (what GET /api/datasets lists)."""
+    from tunelab.jobs import datasets as dataset_service
+
+    table = Table(title="Datasets")
+    for column in ("dataset", "version", "", "format", "records", "source", "created"):
+        table.add_column(column, no_wrap=column in ("version", "created"))
+    with _store_session() as session:
+        datasets, _total = dataset_service.list_datasets(session, limit=10_000)
+        for dataset in datasets:
+            for v in reversed(dataset_service.list_versions(session, dataset.id)):
+                table.add_row(escape(dataset.name), v.id, "latest" if v.id == dataset.latest_version_id else "",
+                              v.format or "-", f"{v.num_rows:,}", escape(v.note),
+                              f"{v.created_at:%Y-%m-%d %H:%M}")  # fmt: skip
     _console().print(table)
 
 

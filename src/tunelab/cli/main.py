@@ -38,9 +38,18 @@ def _register() -> None:
         module.register(app)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tunelab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     if debug:
         os.environ["TUNELAB_DEBUG"] = "1"
@@ -70,13 +79,23 @@ def run() -> None:
     except typer.Abort:
         typer.echo("Aborted.", err=True)
         sys.exit(1)
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except Exception as exc:
+        if _is_usage_error(exc):  # unknown command or option, missing argument
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if os.environ.get("TUNELAB_DEBUG") or "--debug" in sys.argv:
+            raise
+        typer.secho(f"Error [internal]: {type(exc).__name__}: {exc}", fg="red", err=True)
+        typer.secho("Hint: run the command again with --debug for the traceback.", err=True)
+        sys.exit(1)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors, whether typer vendors click (0.2x) or uses it directly."""
+    import click
+
+    vendored = getattr(typer, "TyperException", ())
+    return isinstance(exc, click.ClickException | vendored) and hasattr(exc, "show")
 
 
 _register()

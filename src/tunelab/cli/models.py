@@ -1,17 +1,21 @@
-"""`tunelab models list|info|pull`: browse the catalog, size a training run, fetch weights."""
+"""`tunelab models list|info|pull`: browse the catalog, size a training run, fetch weights.
+
+``info``'s memory estimate is the method registry's (``methods.estimate_methods``),
+the number preflight checks and ``GET /api/models/info`` shows; every setting
+not given on the command line is TrainConfig's default.
+"""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import typer
 
-from tunelab.models import (
-    MemoryEstimate,
-    ModelInfo,
-    estimate_memory,
-    list_models,
-    model_info,
-    resolve_model,
-)
+from tunelab.errors import TunelabError
+from tunelab.models import MemoryEstimate, ModelInfo, list_models, model_info, resolve_model
+from tunelab.models.precision import RequestedPrecision
+from tunelab.training import methods
+from tunelab.training.config import TrainConfig
 
 models_app = typer.Typer(help="Browse, inspect and fetch models.", no_args_is_help=True)
 
@@ -44,7 +48,11 @@ def _render_list(models: list[ModelInfo]) -> None:
     Console().print(table)
 
 
-def _render_info(info: ModelInfo, estimates: list[MemoryEstimate]) -> None:
+def _default(name: str) -> object:
+    return TrainConfig.model_fields[name].default
+
+
+def _render_info(info: ModelInfo, estimates: dict[str, MemoryEstimate | TunelabError]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -64,16 +72,20 @@ def _render_info(info: ModelInfo, estimates: list[MemoryEstimate]) -> None:
     for key, value in rows.items():
         facts.add_row(key, value)
     console.print(facts)
-    first = estimates[0]
-    memory = Table(
-        title=f"Training memory estimate (GiB), batch {first.batch_size} x {first.max_length} "
-        f"tokens, {first.precision}"
-    )
-    for column in ("method", "trainable", "weights", "grads", "optimizer", "activations", "total"):
+    first = next((e for e in estimates.values() if isinstance(e, MemoryEstimate)), None)
+    shape = f", batch {first.batch_size} x {first.max_length} tokens" if first else ""
+    memory = Table(title=f"Training memory estimate (GiB){shape}")
+    for column in ("method", "precision", "trainable", "weights", "grads", "optimizer", "activations", "total"):
         memory.add_column(column, justify="right")
-    for estimate in estimates:
+    notes: list[str] = []
+    for method, estimate in estimates.items():
+        if isinstance(estimate, TunelabError):
+            memory.add_row(method, *["-"] * 7)
+            notes.append(f"{method}: {estimate.message}")
+            continue
         memory.add_row(
             estimate.method,
+            estimate.precision,
             _millions(estimate.trainable_parameters),
             _gib(estimate.weights_bytes),
             _gib(estimate.gradients_bytes),
@@ -82,7 +94,10 @@ def _render_info(info: ModelInfo, estimates: list[MemoryEstimate]) -> None:
             _gib(estimate.total_bytes),
         )
     console.print(memory)
-    console.print("Rough formula (see docs/models.md); QLoRA needs a CUDA GPU and bitsandbytes.")
+    for line in notes:
+        console.print(line, markup=False)
+    needs_cuda = ", ".join(s.name for s in methods.METHODS.values() if s.needs_cuda)
+    console.print(f"Rough formula (see docs/models.md); {needs_cuda} needs a CUDA GPU and bitsandbytes.")
 
 
 @models_app.command("list")
@@ -100,19 +115,28 @@ def list_command(
 @models_app.command("info")
 def info_command(
     model: str = typer.Argument(..., help="Built-in id, local model folder or Hub id."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, max=1024, help="Sequences per step."),
-    max_length: int = typer.Option(512, "--max-length", min=1, help="Tokens per sequence."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16 or fp16."),
+    batch_size: int = typer.Option(_default("batch_size"), "--batch-size", help="Sequences per step."),
+    max_length: int = typer.Option(_default("max_length"), "--max-length", help="Tokens per sequence."),
+    precision: str = typer.Option(
+        _default("precision"), "--precision", help=f"One of {', '.join(get_args(RequestedPrecision))}."
+    ),
+    gradient_checkpointing: bool = typer.Option(
+        _default("gradient_checkpointing"), "--gradient-checkpointing", help="Recompute activations."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Show size, architecture, context length, chat template and a memory estimate."""
+    """Show size, architecture, context length, chat template and a memory estimate per method."""
+    fields = {"batch_size": batch_size, "max_length": max_length, "precision": precision,
+              "gradient_checkpointing": gradient_checkpointing}  # fmt: skip
+    methods.sizing_config(str(_default("method")), **fields)  # a bad range fails once, not per method
     info = model_info(model)
-    estimates = [
-        estimate_memory(info, method, batch_size, max_length, precision)  # type: ignore[arg-type]
-        for method in ("full", "lora", "qlora")
-    ]
+    estimates = methods.estimate_methods(info, **fields)
     if json_output:
-        body = {"model": info.model_dump(mode="json"), "memory": [e.model_dump() for e in estimates]}
+        memory = [
+            {"method": name, "error": e.to_dict()} if isinstance(e, TunelabError) else e.model_dump()
+            for name, e in estimates.items()
+        ]
+        body = {"model": info.model_dump(mode="json"), "memory": memory}
         import json
 
         typer.echo(json.dumps(body, indent=2))

@@ -13,7 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
+from typer.core import HAS_RICH, TyperCommand
 
 from tunelab.errors import ConfigError, PreflightFailed, TunelabError
 
@@ -63,6 +65,29 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return data
 
 
+def resolve_stored_datasets(data: dict[str, Any]) -> dict[str, Any]:
+    """``dataset``/``eval_dataset`` naming a stored dataset (version id, id or name) -> its normalised file.
+
+    The store is the one registry of datasets, so ``tunelab train`` asks the
+    dataset service, as the worker does, and opens the store only when a value
+    can mean nothing else. Files and path-like values are left to preflight,
+    which reports a missing file with its own hint.
+    """
+    keys = [key for key in ("dataset", "eval_dataset") if isinstance(data.get(key), str)]
+    from tunelab.jobs import datasets as dataset_service
+
+    stored = [key for key in keys if dataset_service.is_stored_reference(data[key])]
+    if not stored:
+        return data
+    from tunelab.settings import get_settings
+    from tunelab.store.db import session_factory
+
+    with session_factory(get_settings().resolved_database_url)() as session:
+        for key in stored:
+            data[key] = dataset_service.resolve(session, data[key])
+    return data
+
+
 def load_train_config(path: Path, overrides: list[str]) -> Any:
     """YAML (or JSON) file + overrides -> validated TrainConfig."""
     import yaml
@@ -78,7 +103,7 @@ def load_train_config(path: Path, overrides: list[str]) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of fields.", hint="See examples/identity-lora.yaml.")
     data = resolve_paths(apply_overrides(data, overrides), path.resolve().parent)
-    return load_config_dict(data)
+    return load_config_dict(resolve_stored_datasets(data))
 
 
 def _default_run_dir(name: str) -> Path:
@@ -140,5 +165,46 @@ def resume_command(config_file: Path, overrides: list[str], run_dir: Path) -> st
     return " ".join(shlex.quote(a) for a in args)
 
 
+class TrainHelpCommand(TyperCommand):
+    """``tunelab train --help`` ends with every TrainConfig field, its default, range and help.
+
+    The list is read from the pydantic model (``tunelab.training.config_docs``) only when
+    help is asked for, so other commands do not pay for it and no field list is kept here.
+    """
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        from tunelab.training.config_docs import iter_fields
+
+        fields = list(iter_fields())
+        if not HAS_RICH or self.rich_markup_mode is None:  # click's plain help: a definition list
+            with formatter.section("Fields (override with key=value; sections with dots, lora.r=8)"):
+                formatter.write_dl([(f.name, _plain_help(f)) for f in fields])
+            return
+        from rich.console import Console
+        from rich.padding import Padding
+        from rich.text import Text
+
+        console = Console()
+        console.print()
+        console.print(Text("Fields", style="bold"), "(override with key=value; sections with dots: lora.r=8)")
+        for f in fields:  # Text, not markup: "list[str]" must not be read as a style tag
+            line = Text(" ")
+            line.append(f.name, style="bold cyan")
+            line.append(f"  {f.type}, default {f.default}", style="dim")
+            if f.range:
+                line.append(f", {'one of' if f.type == 'choice' else 'range'} {f.range}", style="dim")
+            console.print(line)
+            if f.help:
+                console.print(Padding(Text(f.help), (0, 0, 0, 5)))
+
+
+def _plain_help(field: Any) -> str:
+    parts = [field.help, f"Type {field.type}, default {field.default}."]
+    if field.range:
+        parts.append(f"{'One of' if field.type == 'choice' else 'Range'}: {field.range}.")
+    return " ".join(parts)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("train")(train_command)
+    app.command("train", cls=TrainHelpCommand)(train_command)

@@ -19,7 +19,7 @@ from tunelab.datasets.mapping import Mapping, parse_mapping
 from tunelab.datasets.quality import QualityAccumulator, QualityReport
 from tunelab.datasets.readers import detect_file_type
 from tunelab.datasets.source import Source, open_source
-from tunelab.datasets.tokens import TokenCounter, make_counter
+from tunelab.datasets.tokens import ApproxCounter, TokenCounter
 from tunelab.errors import DatasetError
 
 MIN_ROWS = 100
@@ -108,17 +108,19 @@ def inspect_file(
     *,
     format: str | None = None,
     mapping: Mapping | dict[str, str] | Iterable[str] | None = None,
-    tokenizer: Any = None,
+    counter: TokenCounter | None = None,
     max_length: int = 2048,
     preview_rows: int = 5,
     max_bytes: int | None = None,
 ) -> InspectionReport:
     """Validate ``path`` and report its quality; every problem is an issue in the report.
 
-    ``tokenizer`` is a Hugging Face tokenizer, a model path or name, or None for
-    the labelled regex approximation.
+    ``counter`` counts and renders each record: the engine's exact counter
+    (``tunelab.training.token_report.make_counter(tokenizer)``, which this part
+    cannot import because it sits below the engine), or None for the labelled
+    regex approximation.
     """
-    counter = make_counter(tokenizer)
+    counter = counter or ApproxCounter()
     parsed = parse_mapping(mapping)
     log = IssueLog()
     report = InspectionReport(path=str(path), format=format, mapping=parsed)

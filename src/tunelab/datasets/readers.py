@@ -26,7 +26,10 @@ from tunelab.datasets.jsonstream import JsonArrayReader
 from tunelab.errors import DatasetError
 
 FILE_TYPES = ("csv", "tsv", "json", "jsonl", "txt", "parquet")
-_EXTENSIONS = {
+#: File-name suffix -> file type: the one list of what a dataset file may be called. Readers
+#: check it against the first bytes; uploads accept exactly these (``api/uploads.py``) and the
+#: dashboard offers them (``GET /api/meta``).
+SUFFIXES: dict[str, str] = {
     ".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
     ".txt": "txt", ".text": "txt", ".parquet": "parquet", ".pq": "parquet",
 }  # fmt: skip
@@ -63,7 +66,7 @@ def detect_file_type(path: Path) -> str:
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
     head = head.removeprefix(BOM.encode())
-    claimed = _EXTENSIONS.get(path.suffix.lower())
+    claimed = SUFFIXES.get(path.suffix.lower())
     if head.startswith(b"PAR1"):
         if claimed not in (None, "parquet"):
             raise DatasetError(

@@ -164,7 +164,8 @@ def repair_version(
     version = store_records(
         repaired(rows, report, drop_invalid=False), mapping=parent.mapping, home=home,
         late=lambda: {"changes": report.model_dump(mode="json")}, source_name=parent.source_name,
-        source_sha256=parent.source_sha256, format=parent.format, parent=parent.version_id,
+        source_sha256=parent.source_sha256, source_bytes=parent.source_bytes, format=parent.format,
+        parent=parent.version_id,
     )  # fmt: skip
     report.version_id = version.version_id
     return version, report

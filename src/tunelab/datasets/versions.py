@@ -41,6 +41,7 @@ class DatasetVersion(BaseModel):
     path: Path = Field(..., description="Folder holding records.jsonl and manifest.json.")
     source_name: str = Field("", description="File name the version was made from.")
     source_sha256: str = Field("", description="sha256 of the source file (or parent version id).")
+    source_bytes: int = Field(0, ge=0, description="Size of the source file in bytes (0 when not recorded).")
     format: str | None = Field(None, description="Dataset format the source was read as.")
     mapping: Mapping = Field(default_factory=Mapping, description="Column and role mapping used.")
     counts: dict[str, int] = Field(default_factory=dict, description="records and records per kind.")
@@ -142,7 +143,8 @@ def normalize_file(
 
     return store_records(
         records(), mapping=source.mapping, home=home, source_name=source.path.name,
-        source_sha256=file_sha256(source.path), late=lambda: {"format": source.format},
+        source_sha256=file_sha256(source.path), source_bytes=source.path.stat().st_size,
+        late=lambda: {"format": source.format},
     )  # fmt: skip
 
 

@@ -1,10 +1,12 @@
 """Merged exports: an adapter folded into its base, saved as one plain model folder.
 
 Serving stacks (vLLM, TGI, llama.cpp's converters) and colleagues without PEFT
-want a single folder that ``AutoModelForCausalLM.from_pretrained`` loads. The
-merge runs in fp32 whatever the export dtype, so rounding happens once, at the
-end. The folder is written under a temporary name and renamed when complete,
-and an existing non-empty folder is never overwritten.
+want a single folder that ``AutoModelForCausalLM.from_pretrained`` loads. Finding
+the parts, loading and the merge itself (fp32 whatever the export dtype, so
+rounding happens once, at the end) are the model runtime's (``tunelab.models``);
+whether an adapter can be merged at all is the method registry's. The folder is
+written under a temporary name and renamed when complete, and an existing
+non-empty folder is never overwritten.
 """
 
 from __future__ import annotations
@@ -17,32 +19,37 @@ from typing import Any
 from tunelab import __version__
 from tunelab.errors import InvalidInput
 from tunelab.models.builtin import install_atomically
-from tunelab.serving.loading import ModelParts, locate
+from tunelab.models.loading import (
+    ModelParts,
+    load_base_model,
+    load_tokenizer,
+    locate,
+    stored_precision,
+)
+from tunelab.models.merge import merge_adapter
+from tunelab.training.methods import spec_for_adapter
 
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
-def _saved_dtype(parts: ModelParts) -> str:
-    """``auto``: the dtype the base model was published in (fp32 when it does not say)."""
-    config = json.loads((parts.base / "config.json").read_text())
-    named = str(config.get("dtype") or config.get("torch_dtype") or "float32")
-    return {"bfloat16": "bf16", "float16": "fp16"}.get(named, "fp32")
+def _check_mergeable(parts: ModelParts) -> None:
+    """Prompt-learning adapters (prefix, prompt) add virtual tokens; there is nothing to fold in."""
+    if parts.adapter is None:
+        return
+    spec = spec_for_adapter(json.loads((parts.adapter / "adapter_config.json").read_text()))
+    if spec is not None and spec.family == "prompt-learning":
+        raise InvalidInput(f"a `{spec.name}` adapter cannot be merged into its base model",
+                           "export the adapter folder as it is, and load it with PEFT")  # fmt: skip
 
 
 def _build(parts: ModelParts, dtype: str, source: str, folder: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model: Any = AutoModelForCausalLM.from_pretrained(parts.base, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(parts.tokenizer)
-    if parts.adapter is not None:
-        from peft import PeftModel
-
-        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-            model.resize_token_embeddings(len(tokenizer))
-        model = PeftModel.from_pretrained(model, parts.adapter).merge_and_unload()
-    target = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
-    model.to(target).save_pretrained(folder)
+    tokenizer = load_tokenizer(parts.tokenizer, pad_fallback=False)
+    model: Any = (
+        merge_adapter(parts.base, parts.adapter, dtype, tokenizer=tokenizer)
+        if parts.adapter is not None
+        else load_base_model(parts.base, precision=dtype)
+    )
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     card = (parts.adapter or parts.base) / "README.md"
     if card.is_file():
@@ -61,7 +68,8 @@ def export_merged(source: str | Path, out_dir: str | Path, *, dtype: str = "auto
         raise InvalidInput(f"{out} already exists and is not an empty folder",
                            "choose a new output folder, or remove that one first")  # fmt: skip
     parts = locate(str(source), progress=progress)
-    chosen = _saved_dtype(parts) if dtype == "auto" else dtype
+    _check_mergeable(parts)
+    chosen = stored_precision(parts.base) if dtype == "auto" else dtype
     if out.exists():
         out.rmdir()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.export.hub import REPO_ID
+from tunelab.training.methods import METHODS
 
 HYPERPARAMETERS = (
     "method", "learning_rate", "epochs", "max_steps", "batch_size", "gradient_accumulation_steps",
@@ -65,11 +66,8 @@ def _hyperparameter_lines(config: dict[str, Any]) -> list[str]:
         if config.get(key) is not None:
             lines.append(f"| `{key}` | {_fmt(config[key])} |")
     lora = config.get("lora")
-    if isinstance(lora, dict) and str(config.get("method", "lora")) not in (
-        "full",
-        "prefix",
-        "prompt",
-    ):
+    spec = METHODS.get(str(config.get("method", "lora")))
+    if isinstance(lora, dict) and spec is not None and spec.uses_lora_settings:
         for key in LORA_FIELDS:
             if lora.get(key) is not None:
                 lines.append(f"| `lora.{key}` | {_fmt(lora[key])} |")
@@ -86,7 +84,8 @@ def render_model_card(
     """The card's Markdown (with Hub metadata) from the run's three JSON documents."""
     base_model = str(config.get("model") or summary.get("base_model") or "unknown")
     method = str(config.get("method") or summary.get("method") or "lora")
-    adapter = bool(summary.get("adapter", method != "full"))
+    spec = METHODS.get(method)
+    adapter = bool(summary.get("adapter", spec.is_adapter if spec else True))
     dataset = str(config.get("dataset") or "unknown")
     meta = ["---", "tags:", "- tunelab", f"- {method}"]
     if adapter:

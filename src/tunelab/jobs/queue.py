@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.jobs.events import add_event, set_status
-from tunelab.jobs.states import JobStatus
+from tunelab.jobs.states import JobStatus, check_transition
 from tunelab.store.db import immediate_session
 from tunelab.store.models import Job, utcnow
 
@@ -56,6 +56,9 @@ def claim_next_job(
             if job_id is None:
                 session.rollback()
                 return None
+            # The compare-and-swap below only moves queued -> running; saying so
+            # through the state machine keeps it the one place for the rule.
+            check_transition(job_id, JobStatus.QUEUED, JobStatus.RUNNING)
             now = utcnow()
             result = session.execute(
                 update(Job)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunelab.errors import Conflict, IllegalTransition, InvalidInput, NotFound
@@ -46,6 +46,7 @@ __all__ = [
     "pause_job",
     "resume_job",
     "retry_job",
+    "trained_tokens",
 ]
 
 MAX_PAGE = 1000
@@ -303,6 +304,24 @@ def compare_jobs(
     return out
 
 
-def count_by_status(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-    return {status: count for status, count in rows}
+def trained_tokens(session: Session, job_id: str) -> int | None:
+    """Tokens the engine trained on (real, non-padding, over every step); None before a step ran.
+
+    OpenAI's ``trained_tokens`` reads this. The engine's ``completed`` event
+    carries its summary, whose ``tokens_seen`` is exact at the last step; before
+    that, the newest metrics line that counted tokens gives the figure so far.
+    """
+    events = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "event")
+    for event in session.scalars(events.order_by(JobEvent.id.desc())):
+        data = event.data or {}
+        if data.get("type") == "completed":
+            seen = (data.get("data") or {}).get("tokens_seen")
+            if isinstance(seen, int | float):
+                return int(seen)
+            break
+    metrics = select(Metric).where(Metric.job_id == job_id).order_by(Metric.step.desc()).limit(100)
+    for row in session.scalars(metrics):
+        seen = (row.data or {}).get("tokens_seen")
+        if isinstance(seen, int | float):
+            return int(seen)
+    return None

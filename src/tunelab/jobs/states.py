@@ -22,6 +22,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from tunelab.errors import IllegalTransition, InvalidInput
+from tunelab.store.models import PRIORITIES, PRIORITY_NAMES
 
 
 class JobStatus(StrEnum):
@@ -57,9 +58,18 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CANCELLED: frozenset(),
 }
 
-# Priorities sort ascending in the queue: high runs first.
-PRIORITIES: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
-PRIORITY_NAMES: dict[int, str] = {value: key for key, value in PRIORITIES.items()}
+
+
+#: The user's moves and the statuses each may start from, as ``jobs.service`` enforces them
+#: (``pause_job``, ``resume_job``, ``cancel_job``, ``retry_job``; a test holds them together).
+#: Resuming a created job queues it; ``running -> queued`` is the worker's move, never a
+#: user's; retry makes a new job, so it starts from the terminal states a retry is for.
+ACTIONS: dict[str, frozenset[JobStatus]] = {
+    "pause": frozenset({JobStatus.RUNNING}),
+    "resume": frozenset({JobStatus.PAUSED, JobStatus.CREATED}),
+    "cancel": frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED}),
+    "retry": frozenset({JobStatus.FAILED, JobStatus.CANCELLED}),
+}
 
 
 def allowed_from(status: str) -> list[str]:

@@ -4,21 +4,19 @@ The API speaks in studio terms (a stored dataset version id or name, a model
 from the collection, a flat dict of hyperparameters); the engine only knows
 files. This module is the translation, used twice: at job creation to reject a
 bad configuration with 422 before it is queued, and by the worker to write the
-run directory's ``config.json``.
+run directory's ``config.json``. Datasets (``dataset`` and ``eval_dataset``)
+are resolved by the dataset service, the one registry of stored datasets.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunelab.errors import ConfigError
-from tunelab.store.models import Dataset, DatasetVersion, ModelEntry
-
-_PATH_SUFFIXES = (".json", ".jsonl", ".csv", ".txt", ".parquet", ".tsv")
+from tunelab.jobs import datasets
+from tunelab.store.models import ModelEntry
 
 
 def normalise_job_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -51,29 +49,6 @@ def normalise_job_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolve_dataset(session: Session, dataset: str) -> str:
-    """A dataset version id, dataset id/name or path -> the normalised file the engine reads."""
-    version = session.get(DatasetVersion, dataset)
-    if version is not None:
-        return version.path
-    row = session.scalars(
-        select(Dataset).where((Dataset.id == dataset) | (Dataset.name == dataset))
-    ).first()
-    if row is not None and row.latest_version_id:
-        latest = session.get(DatasetVersion, row.latest_version_id)
-        if latest is not None:
-            return latest.path
-    path = Path(dataset).expanduser()
-    if path.exists():
-        return str(path.resolve())
-    if "/" in dataset or dataset.endswith(_PATH_SUFFIXES):
-        raise ConfigError(
-            f"dataset {dataset!r} is neither a stored dataset nor an existing file",
-            "upload it first (POST /api/datasets or `tunelab jobs create --dataset FILE`) and pass its version id",
-        )
-    return dataset  # an id the engine's dataset store may know
-
-
 def resolve_model(session: Session, model: str) -> str:
     """A model from the user's collection -> its location; anything else goes to the catalog."""
     entry = session.get(ModelEntry, model)
@@ -91,7 +66,9 @@ def build_train_config(
     config = normalise_job_config(config)
     data = dict(config["hyperparameters"])
     data["model"] = resolve_model(session, config["model"])
-    data["dataset"] = resolve_dataset(session, config["dataset"])
+    data["dataset"] = datasets.resolve(session, config["dataset"])
+    if isinstance(data.get("eval_dataset"), str) and data["eval_dataset"]:
+        data["eval_dataset"] = datasets.resolve(session, data["eval_dataset"])
     data.setdefault("name", name[:100] or "run")
     return load_config_dict(data).model_dump(mode="json")
 

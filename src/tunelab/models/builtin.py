@@ -101,8 +101,10 @@ def _download(hub_id: str, folder: Path, progress: bool) -> None:
 
 def convert_gguf(gguf: Path, folder: Path, *, progress: bool = True) -> None:
     """Dequantise a GGUF checkpoint into a plain safetensors folder with tokenizer and template."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
+
+    from tunelab.models.loading import load_tokenizer
 
     started = time.monotonic()
     was_enabled = hf_logging.is_progress_bar_enabled()
@@ -110,7 +112,7 @@ def convert_gguf(gguf: Path, folder: Path, *, progress: bool = True) -> None:
         hf_logging.disable_progress_bar()
     try:
         with status_line(f"Converting {gguf.name} to safetensors (once)", enabled=progress):
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            tokenizer = load_tokenizer(gguf, pad_fallback=False)  # saved exactly as the GGUF has it
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # A dequantised model is an ordinary one: drop the GGUF quantizer, or
             # save_pretrained would record (and later expect) a GGUF quantisation.

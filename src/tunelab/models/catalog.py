@@ -44,6 +44,9 @@ class ModelInfo(BaseModel):
     hidden_size: int | None = Field(default=None, ge=1, description="Width of the residual stream.")
     num_layers: int | None = Field(default=None, ge=1, description="Transformer blocks.")
     num_heads: int | None = Field(default=None, ge=1, description="Attention heads.")
+    num_kv_heads: int | None = Field(
+        default=None, ge=1, description="Key/value heads (fewer than heads with grouped-query attention)."
+    )
     intermediate_size: int | None = Field(default=None, ge=1, description="MLP width.")
     vocab_size: int | None = Field(default=None, ge=1, description="Tokenizer vocabulary size.")
     linear_parameters: int | None = Field(
@@ -73,6 +76,7 @@ BUILTIN_MODELS: dict[str, ModelInfo] = {
         hidden_size=576,
         num_layers=30,
         num_heads=9,
+        num_kv_heads=3,
         intermediate_size=1536,
         vocab_size=49152,
         linear_parameters=106_168_320,
@@ -189,6 +193,7 @@ def read_folder_info(folder: Path, *, id: str, source: ModelSource, **extra: Any
         "hidden_size": _first(text_config, "hidden_size", "n_embd", "d_model"),
         "num_layers": _first(text_config, "num_hidden_layers", "n_layer", "num_layers"),
         "num_heads": _first(text_config, "num_attention_heads", "n_head"),
+        "num_kv_heads": _first(text_config, "num_key_value_heads", "num_kv_heads"),
         "intermediate_size": _first(text_config, "intermediate_size", "n_inner", "ffn_dim"),
         "vocab_size": vocab,
         "path": str(folder),

@@ -4,18 +4,19 @@ The formula (also in docs/models.md), with P parameters, L parameters in the
 blocks' linear layers, T trainable parameters, b bytes per weight of the chosen
 precision (fp32 4, bf16/fp16 2), B batch size, S max length:
 
-* weights: full keeps fp32 master weights (4P); LoRA keeps the frozen base in
-  the compute precision (bP) plus fp32 adapters (4T); QLoRA stores the linear
-  layers in NF4 (0.5625 bytes per parameter with its block constants) and the
-  rest (embeddings, norms) at b bytes, plus fp32 adapters.
+* weights: full fine-tuning keeps fp32 master weights (4P); adapter methods keep
+  the frozen base in the compute precision (bP) plus fp32 adapters (4T); a 4-bit
+  base (QLoRA) stores the linear layers in NF4 (0.5625 bytes per parameter with
+  its block constants) and the rest (embeddings, norms) at b bytes, plus fp32
+  adapters.
 * gradients: 4 bytes per trainable parameter; AdamW state: 8 bytes per trainable
   parameter (two fp32 moments).
 * activations, kept for the backward pass by eager PyTorch: per token per layer
   about 16h + 6i values (norm inputs, outputs and their fp32 intermediates, q/k/v
   before and after rotary, attention output, the MLP's gate/up/act/product), with
-  h the hidden size and i the MLP width, at b bytes each; LoRA and QLoRA add the
-  dropout-masked copy of every adapted layer's input (6h + i values) when
-  ``lora_dropout`` > 0; the logits
+  h the hidden size and i the MLP width, at b bytes each; methods with LoRA-style
+  adapter dropout add the dropout-masked copy of every adapted layer's input
+  (6h + i values) when ``lora.dropout`` > 0; the logits
   with their fp32 copy and gradient add 12V bytes per token. Attention scores are
   not stored (SDPA). Gradient checkpointing keeps each layer's input (h values)
   plus one layer. Calibrated on SmolLM2-135M, LoRA r=16, fp32, 2 x 512 tokens on
@@ -23,9 +24,12 @@ precision (fp32 4, bf16/fp16 2), B batch size, S max length:
   with dropout 0.05; the formula gives 2.8 and 3.6.
 * overhead: 0.5 GiB for the framework, allocator slack and the data pipeline.
 
-LoRA's T is r x (sum of in+out features of every linear layer), the default
-"all linear layers" target. Real peaks differ by tens of percent; the point is
-the order of magnitude and the comparison between methods.
+T comes from the method registry (``tunelab.training.methods``), which also
+says whether a method trains full weights, quantizes the base or uses adapter
+dropout, and resolves ``precision: auto`` the way the engine does; this module
+is only the formula. LoRA's T is r x (sum of in+out features of every linear
+layer), the default "all linear layers" target. Real peaks differ by tens of
+percent; the point is the order of magnitude and the comparison between methods.
 """
 
 from __future__ import annotations
@@ -36,9 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab.errors import InvalidInput
 from tunelab.models.catalog import ModelInfo
+from tunelab.models.precision import PRECISIONS, Precision
 
-Method = Literal["full", "lora", "qlora"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 GIB = 1024**3
 OVERHEAD_BYTES = GIB // 2
 NF4_BYTES = 0.5625
@@ -49,7 +52,7 @@ class MemoryEstimate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Method = Field(description="full, lora or qlora.")
+    method: str = Field(description="The method's name in the registry (full, lora, qlora...).")
     precision: Literal["fp32", "bf16", "fp16"] = Field(description="Compute precision used.")
     batch_size: int = Field(ge=1, description="Sequences per step.")
     max_length: int = Field(ge=1, description="Tokens per sequence.")
@@ -64,21 +67,6 @@ class MemoryEstimate(BaseModel):
     @property
     def total_gib(self) -> float:
         return self.total_bytes / GIB
-
-
-def resolve_precision(precision: str) -> Literal["fp32", "bf16", "fp16"]:
-    """``auto`` is bf16 where the hardware has it (CUDA or AVX-512 BF16/AMX CPUs), else fp32."""
-    if precision in ("fp32", "bf16", "fp16"):
-        return precision  # type: ignore[return-value]
-    if precision != "auto":
-        raise InvalidInput(
-            f"Unknown precision {precision!r}.", hint="Use one of auto, fp32, bf16, fp16."
-        )
-    import torch
-
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
 def _require(info: ModelInfo) -> tuple[int, int, int, int, int]:
@@ -102,44 +90,44 @@ def _require(info: ModelInfo) -> tuple[int, int, int, int, int]:
 
 def estimate_memory(
     info: ModelInfo,
-    method: Method,
-    batch_size: int = 8,
-    max_length: int = 512,
-    precision: Precision = "auto",
     *,
-    lora_r: int = 16,
-    lora_dropout: float = 0.05,
+    method: str,
+    precision: Precision,
+    trainable_parameters: int,
+    full_weights: bool,
+    quantized: bool = False,
+    adapter_dropout: bool = False,
+    batch_size: int,
+    max_length: int,
     gradient_checkpointing: bool = False,
 ) -> MemoryEstimate:
-    """Estimate peak training memory for ``method``; see the module docstring for the formula."""
-    if method not in ("full", "lora", "qlora"):
-        raise InvalidInput(f"Unknown method {method!r}.", hint="Use one of full, lora, qlora.")
-    if batch_size < 1 or max_length < 1 or lora_r < 1:
+    """Estimate peak training memory; see the module docstring for the formula.
+
+    The method facts come in as arguments (``methods.estimate_for`` passes them)
+    because the formula must not know the method list: the registry does.
+    ``precision`` is already resolved (``tunelab.models.precision``).
+    """
+    if precision not in PRECISIONS:
+        raise InvalidInput(f"Unknown precision {precision!r}.", hint="Use one of fp32, bf16, fp16.")
+    if batch_size < 1 or max_length < 1 or trainable_parameters < 0:
         raise InvalidInput(
-            "batch_size, max_length and lora_r must be positive.",
+            "batch_size and max_length must be positive.",
             hint="e.g. --batch-size 8 --max-length 512.",
         )
-    resolved = resolve_precision(precision)
-    width = 4 if resolved == "fp32" else 2
+    width = 4 if precision == "fp32" else 2
     params, linear, hidden, layers, vocab = _require(info)
-    if method == "full":
-        trainable = params
+    trainable = trainable_parameters
+    if full_weights:
         weights = 4 * params
     else:
-        dims = info.lora_dims if info.lora_dims is not None else 2 * linear // max(hidden, 1)
-        trainable = lora_r * dims
-        base = (
-            width * params
-            if method == "lora"
-            else NF4_BYTES * linear + width * (params - linear)
-        )
+        base = NF4_BYTES * linear + width * (params - linear) if quantized else width * params
         weights = int(base) + 4 * trainable
     tokens = batch_size * max_length
     mlp = info.intermediate_size or (
         (linear / layers - 4 * hidden * hidden) / (3 * hidden) if linear else 8 * hidden / 3
     )
     per_layer_values = 16 * hidden + 6 * mlp
-    if method != "full" and lora_dropout > 0:
+    if adapter_dropout:
         per_layer_values += 6 * hidden + mlp  # dropout-masked adapter inputs
     if gradient_checkpointing:
         stored = tokens * (hidden * layers + per_layer_values) * width
@@ -155,7 +143,7 @@ def estimate_memory(
     }
     return MemoryEstimate(
         method=method,
-        precision=resolved,
+        precision=precision,
         batch_size=batch_size,
         max_length=max_length,
         trainable_parameters=trainable,

@@ -2,8 +2,10 @@
 
 The files themselves are written by ``tunelab.datasets`` (content-addressed,
 immutable versions) and ``tunelab.models``; these functions only record what
-exists so the API, the worker and other machines can find it. Functions take a
-Session and commit their changes.
+exists so the API, the worker and other machines can find it. They are table
+queries and nothing else: the dataset service (``tunelab.jobs.datasets``)
+decides when files and rows change and keeps the two consistent. Functions take
+a Session and commit their changes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunelab.errors import Conflict, NotFound
@@ -85,20 +87,51 @@ def list_datasets(
 
 
 def list_dataset_versions(session: Session, dataset: str) -> list[DatasetVersion]:
+    """A dataset's versions, oldest first: its own rows, and its latest when another dataset owns it.
+
+    A version id is a content hash, so the same records stored under two names
+    are one row, owned by the dataset that stored them first; the second
+    dataset points at it through ``latest_version_id`` and must still list it.
+    """
     row = get_dataset(session, dataset)
-    query = select(DatasetVersion).where(DatasetVersion.dataset_id == row.id)
-    return list(session.scalars(query.order_by(DatasetVersion.created_at)))
+    query = select(DatasetVersion).where(
+        (DatasetVersion.dataset_id == row.id) | (DatasetVersion.id == row.latest_version_id)
+    )
+    return list(session.scalars(query.order_by(DatasetVersion.created_at, DatasetVersion.id)))
 
 
 def delete_dataset(session: Session, dataset: str) -> list[str]:
-    """Forget a dataset and its versions; returns the version paths so the caller can remove files."""
+    """Forget a dataset; returns the paths of the version rows deleted, so the caller can remove files.
+
+    A version another dataset still points at (its latest) is handed over to
+    that dataset instead of deleted, and its path is not returned: its files
+    are still in use.
+    """
     row = get_dataset(session, dataset)
-    versions = list_dataset_versions(session, row.id)
-    paths = [version.path for version in versions]
-    session.execute(delete(DatasetVersion).where(DatasetVersion.dataset_id == row.id))
+    query = select(DatasetVersion).where(DatasetVersion.dataset_id == row.id)
+    owned = list(session.scalars(query.order_by(DatasetVersion.created_at, DatasetVersion.id)))
+    paths = []
+    for version in owned:
+        heir = session.scalars(
+            select(Dataset).where(Dataset.latest_version_id == version.id, Dataset.id != row.id)
+        ).first()
+        if heir is not None:
+            version.dataset_id = heir.id
+        else:
+            paths.append(version.path)
+            session.delete(version)
+    session.flush()
     session.delete(row)
     session.commit()
     return paths
+
+
+def version_in_use(session: Session, version_id: str) -> bool:
+    """Whether any row (a version, or a dataset's latest) still refers to ``version_id``."""
+    if session.get(DatasetVersion, version_id) is not None:
+        return True
+    query = select(Dataset.id).where(Dataset.latest_version_id == version_id)
+    return session.scalars(query).first() is not None
 
 
 def add_model(

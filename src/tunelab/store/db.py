@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tunelab.errors import DatabaseUnavailable
 from tunelab.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -63,13 +65,43 @@ def get_engine(url: str | None = None) -> Engine:
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_folder(Path(path))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
         )
         _sqlite_hooks(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise DatabaseUnavailable(
+            f"TUNELAB_DATABASE_URL is not a database URL tunelab can use: {exc}",
+            hint=_URL_HINT,
+        ) from exc
+
+
+_URL_HINT = (
+    "use sqlite:///PATH/tunelab.db or postgresql://USER@HOST:PORT/DB, "
+    "or unset TUNELAB_DATABASE_URL for the embedded SQLite file in the home"
+)
+
+
+def _sqlite_folder(path: Path) -> None:
+    """Create the database folder inside the tunelab home only; elsewhere it must exist.
+
+    A typo in a database URL should not silently create folders anywhere on disk.
+    """
+    folder = path.expanduser().parent
+    if folder.is_dir():
+        return
+    home = get_settings().home.expanduser().resolve()
+    if folder.resolve().is_relative_to(home):
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    raise DatabaseUnavailable(
+        f"the folder of the SQLite database {str(path)!r} does not exist",
+        hint=f"create {str(folder)!r} first, or {_URL_HINT}",
+    )
 
 
 def init_db(url: str | None = None) -> Engine:
@@ -85,9 +117,16 @@ def init_db(url: str | None = None) -> Engine:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        try:
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            raise DatabaseUnavailable(
+                f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {reason}",
+                hint="check that the database server is running and the URL is right; " + _URL_HINT,
+            ) from exc
         _upgraded.add(url)
     return engine
 

@@ -29,6 +29,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+# A job's priority is stored as a small integer so the queue can ORDER BY it
+# (ascending: high runs first); the names are what every answer shows. The
+# encoding is a storage fact, so it lives with the table; jobs/states.py parses
+# user input against it.
+PRIORITIES: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
+PRIORITY_NAMES: dict[int, str] = {value: key for key, value in PRIORITIES.items()}
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -159,8 +166,6 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     def to_dict(self) -> dict[str, Any]:
-        from tunelab.jobs.states import PRIORITY_NAMES
-
         out = super().to_dict()
         out.pop("tail_state", None)
         out["priority"] = PRIORITY_NAMES.get(self.priority, str(self.priority))

@@ -12,9 +12,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Method = Literal["full", "lora", "dora", "qlora", "ia3", "prefix", "prompt", "adalora"]
-LORA_FAMILY = ("lora", "dora", "qlora", "adalora")
-PROMPT_FAMILY = ("prefix", "prompt")
+from tunelab.models.precision import RequestedPrecision
+from tunelab.training.methods import ADAPTER_LEARNING_RATE, FULL_LEARNING_RATE, Method, names
+from tunelab.training.methods import get as method_spec
+
+
+def _rate(value: float) -> str:
+    """Mantissa and exponent (the way learning rates are written in papers and in our docs)."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
 
 
 class LoraSettings(BaseModel):
@@ -60,7 +66,7 @@ class TrainConfig(BaseModel):
     model: str = Field(
         "smollm2-135m-instruct", min_length=1, description="Catalog name, local folder or Hub id."
     )
-    dataset: str = Field("", description="Dataset file (path) or stored dataset version id.")
+    dataset: str = Field("", description="Required: dataset file (path) or stored dataset version id.")
     dataset_format: str | None = Field(None, description="Force a format; None detects it.")
     dataset_mapping: dict[str, str] | None = Field(
         None, description="Column mapping for the dataset reader, e.g. {'prompt': 'question'}."
@@ -72,14 +78,16 @@ class TrainConfig(BaseModel):
     system_prompt: str | None = Field(None, description="System message added where a row has none.")
     train_on_prompt: bool = Field(False, description="Also train on system/user turns, not only replies.")
 
-    method: Method = Field("lora", description="Fine-tuning method.")
+    method: Method = Field("lora", description=f"Fine-tuning method: {', '.join(names())}.")
     lora: LoraSettings = Field(default_factory=LoraSettings, description="Adapter shape (LoRA family).")
     num_virtual_tokens: int = Field(
         20, ge=1, le=512, description="Virtual tokens for prefix and prompt tuning."
     )
 
     learning_rate: float | None = Field(
-        None, ge=1e-6, le=1e-2, description="Peak learning rate; None means 2e-4 (adapters) or 2e-5 (full)."
+        None, ge=1e-6, le=1e-2,
+        description=f"Peak learning rate; None means the method's default: {_rate(ADAPTER_LEARNING_RATE)} "
+        f"(adapters) or {_rate(FULL_LEARNING_RATE)} (full).",
     )
     batch_size: int = Field(8, ge=1, le=64, description="Sequences per micro-batch.")
     gradient_accumulation_steps: int = Field(1, ge=1, le=256, description="Micro-batches per step.")
@@ -96,7 +104,7 @@ class TrainConfig(BaseModel):
     )
     max_grad_norm: float = Field(1.0, ge=0.0, le=100.0, description="Gradient clipping; 0 disables.")
     max_length: int = Field(1024, ge=16, le=131_072, description="Longest sequence in tokens; longer rows are truncated.")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+    precision: RequestedPrecision = Field(
         "auto", description="Compute precision; auto picks bf16 where the hardware supports it."
     )
     attention: Literal["auto", "sdpa", "sdpa_packed", "eager", "flash_attention_2"] = Field(
@@ -136,17 +144,18 @@ class TrainConfig(BaseModel):
         problems: list[str] = []
         if not self.dataset:
             problems.append("`dataset` is required: a file path or a stored dataset version id")
-        if self.method in PROMPT_FAMILY and self.packing:
+        spec = method_spec(self.method)
+        if not spec.packable and self.packing:
             self.packing = False  # virtual tokens are prepended per row; packing cannot apply
         if self.early_stopping_patience and not self.eval_steps:
             problems.append("`early_stopping_patience` needs `eval_steps` > 0")
         if self.early_stopping_patience and not (self.eval_split or self.eval_dataset):
             problems.append("`early_stopping_patience` needs an eval split or `eval_dataset`")
-        if self.method == "qlora" and self.precision == "fp32":
-            problems.append("`method: qlora` computes in bf16 or fp16; use precision auto, bf16 or fp16")
-        if self.method == "full" and self.precision == "fp16":
+        if spec.quantized and self.precision == "fp32":
+            problems.append(f"`method: {self.method}` computes in bf16 or fp16; use precision auto, bf16 or fp16")
+        if spec.trains_full_weights and self.precision == "fp16":
             problems.append("`precision: fp16` with `method: full` is unstable; use bf16 or fp32")
-        if self.method != "adalora" and self.method not in LORA_FAMILY and self.lora != LoraSettings():
+        if not spec.uses_lora_settings and self.lora != LoraSettings():
             problems.append(f"`lora` settings do not apply to `method: {self.method}`")
         if self.eval_steps and not (self.eval_split or self.eval_dataset):
             problems.append("`eval_steps` needs an eval split (`eval_split` > 0) or `eval_dataset`")
@@ -156,9 +165,27 @@ class TrainConfig(BaseModel):
 
     @property
     def peak_learning_rate(self) -> float:
+        """``learning_rate``, or the method's default from the registry."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return 2e-5 if self.method == "full" else 2e-4
+        return method_spec(self.method).default_learning_rate
+
+
+#: How front ends group the fields (dotted names for sections), kept here beside the fields
+#: so no front end keeps its own copy: ``run`` is what to train (the dashboard has its own
+#: pickers for these), ``main`` is shown first and in this order, ``engine`` is written by the
+#: engine and never by a user. Every field not named here is ``advanced``. The dashboard reads
+#: the groups from ``GET /api/meta``; ``tunelab train --help`` and docs/training.md use them too
+#: (``tunelab.training.config_docs``).
+FIELD_GROUPS: dict[str, tuple[str, ...]] = {
+    "run": ("name", "model", "dataset"),
+    "main": (
+        "method", "max_steps", "epochs", "learning_rate", "batch_size", "gradient_accumulation_steps",
+        "max_length", "scheduler", "warmup_ratio", "lora.r", "lora.alpha", "lora.dropout",
+        "eval_split", "eval_steps", "save_steps", "max_rows", "output.evaluate", "seed",
+    ),
+    "engine": ("engine",),
+}  # fmt: skip
 
 
 def load_config_dict(data: dict[str, Any]) -> TrainConfig:

@@ -8,6 +8,12 @@ end-of-turn token are. This works for any template whose renders of prefixes are
 prefixes of the full render, which is true of the common ones (ChatML, Llama 3,
 Mistral, Gemma). Plain-text records (continued pretraining) train on every token
 and end with EOS. Truncation is counted by the caller and reported, never silent.
+
+This is the one chat rendering of the project: the dataset report counts and
+previews records with ``render_chat`` / ``token_length`` (through
+``tunelab.training.token_report``), and generation prompts for chat and for the
+engine's sample replies come from ``render_prompt``, so what is counted, trained
+on and prompted with is the same text.
 """
 
 from __future__ import annotations
@@ -91,12 +97,27 @@ def _render(tokenizer: Any, messages: list[dict[str, Any]], tools: Any, generati
     return str(tokenizer.apply_chat_template(messages, **kwargs))
 
 
+def _template_tools(record: Record, tokenizer: Any) -> Any:
+    """The record's tool schemas for a template that renders them itself, else None (they are in the system turn)."""
+    return json.loads(record.tools) if record.tools and "tool" in _template(tokenizer) else None
+
+
+def render_chat(record: Record, tokenizer: Any, *, system_prompt: str | None = None) -> str:
+    """The whole conversation exactly as the engine tokenises it (tool calls and tools included).
+
+    The dataset report counts and previews this text too, so its token counts are
+    the ones training sees, tool-call rows included.
+    """
+    messages, _ = conversation(record, tokenizer, system_prompt)
+    return _render(tokenizer, messages, _template_tools(record, tokenizer), False)
+
+
 def encode_chat(
     record: Record, tokenizer: Any, *, system_prompt: str | None, train_on_prompt: bool, max_length: int
 ) -> Encoded:
     """Render a conversation and label the assistant replies (or everything)."""
     messages, weights = conversation(record, tokenizer, system_prompt)
-    tools = json.loads(record.tools) if record.tools and "tool" in _template(tokenizer) else None
+    tools = _template_tools(record, tokenizer)
     full = _render(tokenizer, messages, tools, False)
     spans: list[tuple[int, int]] = []
     for k, (message, weight) in enumerate(zip(messages, weights, strict=True)):
@@ -119,11 +140,16 @@ def encode_chat(
     return _truncate(ids, labels, max_length)
 
 
-def encode_text(record: Record, tokenizer: Any, *, max_length: int) -> Encoded:
-    """Plain text for continued pretraining: every token is a target, EOS at the end."""
+def _text_ids(record: Record, tokenizer: Any) -> list[int]:
     ids = list(tokenizer(record.text or "", add_special_tokens=True)["input_ids"])
     if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
         ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def encode_text(record: Record, tokenizer: Any, *, max_length: int) -> Encoded:
+    """Plain text for continued pretraining: every token is a target, EOS at the end."""
+    ids = _text_ids(record, tokenizer)
     return _truncate(ids, list(ids), max_length)
 
 
@@ -142,6 +168,31 @@ def encode_record(
     return encode_chat(
         record, tokenizer, system_prompt=system_prompt, train_on_prompt=train_on_prompt, max_length=max_length
     )
+
+
+def token_length(record: Record, tokenizer: Any, *, system_prompt: str | None = None) -> int:
+    """How many tokens ``encode_record`` produces for ``record`` before truncation.
+
+    One render and one tokenisation (no label spans), so a dataset report can
+    afford it on every row and still give the engine's exact number.
+    """
+    if record.kind == "text":
+        return len(_text_ids(record, tokenizer))
+    full = render_chat(record, tokenizer, system_prompt=system_prompt)
+    return len(tokenizer(full, add_special_tokens=False)["input_ids"])
+
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    """A generation prompt for ``messages``, ending where the assistant's reply starts.
+
+    The chat template with its generation prompt, as in training, because a
+    fine-tuned model only answers like it was trained when the prompt is rendered
+    the same way; plain ``role: content`` lines for base models without a template.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        return _render(tokenizer, list(messages), None, True)
+    lines = [f"{message['role']}: {message['content']}" for message in messages]
+    return "\n".join([*lines, "assistant:"])
 
 
 def prompt_messages(record: Record, tokenizer: Any, system_prompt: str | None) -> list[dict[str, Any]] | None:

@@ -11,36 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunelab.errors import ModelUnavailable
+from tunelab.models.loading import load_base_model as load_pretrained
 from tunelab.training.config import TrainConfig
-from tunelab.training.hardware import Hardware, torch_dtype
+from tunelab.training.hardware import Hardware
+from tunelab.training.methods import get as method_spec
+from tunelab.training.methods import peft_config
 from tunelab.training.packed_attention import NAME as PACKED_ATTENTION
 from tunelab.training.packed_attention import register as register_packed_attention
-
-
-def resolve_model_path(name: str) -> Path:
-    """A local Hugging Face folder for a catalog name, a local path or a Hub id."""
-    path = Path(name).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return path
-    from tunelab.errors import TunelabError
-    from tunelab.models import resolve_model
-
-    try:
-        return Path(resolve_model(name, progress=False))
-    except ModelUnavailable:
-        raise
-    except TunelabError as exc:
-        raise ModelUnavailable(exc.message, hint=exc.hint) from exc
-
-
-def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def needs_eager_attention(model_config: Any) -> bool:
@@ -50,29 +27,26 @@ def needs_eager_attention(model_config: Any) -> bool:
 
 
 def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
-    """The pretrained model on its device in the storage dtype for the method."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    """The pretrained model on its device in the storage dtype for the method.
 
+    Loading itself is ``tunelab.models.loading``'s; the engine adds what only
+    training needs: the eager fallback for soft-capped attention, the packed
+    attention kernel, Liger kernels and no KV cache.
+    """
+    from transformers import AutoConfig
+
+    spec = method_spec(config.method)
     if config.attention == "auto" and needs_eager_attention(AutoConfig.from_pretrained(path)):
         hw.attention = "eager"  # recorded in the run's config like every other choice
     if hw.attention == PACKED_ATTENTION:
         register_packed_attention()
-    kwargs: dict[str, Any] = {"attn_implementation": hw.attention}
-    if config.method == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch_dtype(hw.precision),
-        )
-        kwargs["device_map"] = {"": 0}
-    kwargs["dtype"] = torch.float32 if config.method == "full" else torch_dtype(hw.precision)
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if config.method != "qlora":
-        model.to(hw.device)
+    model = load_pretrained(
+        path,
+        precision="fp32" if spec.trains_full_weights else hw.precision,
+        device=hw.device,
+        attention=hw.attention,
+        quantize_4bit=spec.quantized,
+    )
     if hw.kernels == "liger":
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
 
@@ -81,54 +55,21 @@ def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
     return model
 
 
-def _peft_config(config: TrainConfig, total_steps: int) -> Any:
-    import peft
-
-    lora = config.lora
-    targets = lora.target_modules
-    common = {"task_type": "CAUSAL_LM"}
-    if config.method in ("lora", "dora", "qlora"):
-        return peft.LoraConfig(
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=targets,
-            use_dora=config.method == "dora",
-            **common,
-        )
-    if config.method == "adalora":
-        return peft.AdaLoraConfig(
-            init_r=max(lora.r * 3 // 2, lora.r),
-            target_r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=targets,
-            total_step=max(total_steps, 2),
-            tinit=0,
-            tfinal=0,
-            **common,
-        )
-    if config.method == "ia3":
-        return peft.IA3Config(**common)
-    if config.method == "prefix":
-        return peft.PrefixTuningConfig(num_virtual_tokens=config.num_virtual_tokens, **common)
-    return peft.PromptTuningConfig(num_virtual_tokens=config.num_virtual_tokens, **common)
-
-
 def wrap_model(model: Any, config: TrainConfig, total_steps: int) -> Any:
     """Apply the method: freeze and add adapters, or leave all weights trainable."""
     import torch
 
-    if config.method == "full":
+    spec = method_spec(config.method)
+    if spec.trains_full_weights:
         model.requires_grad_(True)
     else:
         import peft
 
-        if config.method == "qlora":
+        if spec.quantized:
             model = peft.prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=config.gradient_checkpointing
             )
-        model = peft.get_peft_model(model, _peft_config(config, total_steps))
+        model = peft.get_peft_model(model, peft_config(config, total_steps))
         for param in model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
@@ -144,7 +85,8 @@ def is_peft(model: Any) -> bool:
 
 
 def uses_prompt_learning(config: TrainConfig) -> bool:
-    return config.method in ("prefix", "prompt")
+    """Virtual tokens are prepended to every row (prefix, prompt): no packing, no fast loss path."""
+    return method_spec(config.method).family == "prompt-learning"
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunelab.evaluation.compare import combine, disabled_adapter, measure, sample_conversations
+from tunelab.models.merge import merge_adapter
+from tunelab.training.evaluate import combine, disabled_adapter, measure, sample_conversations
+from tunelab.training.methods import get as method_spec
 
 
 def _samples(recipe: Any) -> list[dict[str, Any]]:
@@ -34,7 +36,7 @@ def evaluate_base(recipe: Any) -> None:
     path = base_eval_path(recipe)
     if not recipe.config.output.evaluate or path.exists():
         return
-    if recipe.state["global_step"] > 0 and recipe.config.method == "full":
+    if recipe.state["global_step"] > 0 and method_spec(recipe.config.method).trains_full_weights:
         return  # the base weights are gone; evaluation.json will say base: null
     with disabled_adapter(recipe.model):
         base = _measure(recipe)
@@ -59,14 +61,16 @@ def save_output(recipe: Any) -> dict[str, Any]:
         (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
         files.event("eval", f"tuned model eval loss {tuned['eval_loss']:.4f}",
                     {"model": "tuned", "eval_loss": tuned["eval_loss"], "perplexity": tuned["perplexity"]})
-    if config.output.merge_adapter and config.method not in ("full", "qlora", "prefix", "prompt"):
-        merged = recipe.model.merge_and_unload()
+    spec = method_spec(config.method)
+    if config.output.merge_adapter and spec.mergeable:
+        # the one merge (fp32, then the run's storage dtype), from the adapter just saved
+        merged = merge_adapter(recipe.model_dir, out_dir, recipe.hw.precision, tokenizer=recipe.tokenizer)
         merged.save_pretrained(out_dir / "merged")
         recipe.tokenizer.save_pretrained(out_dir / "merged")
-        recipe.model = merged
+        del merged
     summary = {
         "name": config.name, "method": config.method, "base_model": str(recipe.model_dir),
-        "adapter": config.method != "full", "steps": recipe.state["global_step"],
+        "adapter": spec.is_adapter, "steps": recipe.state["global_step"],
         "epochs": round(recipe.state["global_step"] / recipe.steps_per_epoch, 4),
         "final_loss": recipe.state["last_loss"], "tokens_seen": recipe.state["tokens_seen"],
         "train_seconds": round(recipe.state["elapsed_s"], 2),

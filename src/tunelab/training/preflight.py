@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tunelab.errors import TunelabError
+from tunelab.models.catalog import ModelInfo
+from tunelab.models.precision import (
+    cpu_bf16_supported,
+    cuda_available,
+    cuda_bf16_supported,
+    resolve_device,
+)
 from tunelab.training.config import TrainConfig
-from tunelab.training.hardware import Hardware, cpu_bf16_supported, cuda_available
+from tunelab.training.hardware import Hardware
+from tunelab.training.methods import get as method_spec
 
 _TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 GIB = 1024**3
@@ -31,6 +39,7 @@ class Issue:
     message: str
     hint: str = ""
     field: str | None = None
+    details: dict[str, Any] | None = None  # numbers behind the message, e.g. the memory estimate
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,17 +55,18 @@ def _device_issues(config: TrainConfig, cuda: bool) -> list[Issue]:
     if config.device == "cuda" and not cuda:
         out.append(Issue("error", "cuda_unavailable", "`device: cuda` but no CUDA GPU is visible.",
                          "Use `device: auto` or `cpu`, or install a CUDA build of PyTorch.", "device"))
-    if config.method == "qlora" and on_cpu:
-        out.append(Issue("error", "qlora_needs_cuda", "QLoRA (4-bit) needs a CUDA GPU.",
+    spec = method_spec(config.method)
+    if spec.needs_cuda and on_cpu:
+        out.append(Issue("error", f"{spec.name}_needs_cuda", f"`method: {spec.name}` needs a CUDA GPU.",
                          "Use `method: lora` on this machine.", "method"))
-    if (config.method == "qlora" or config.optimizer == "adamw_8bit") and not _installed("bitsandbytes"):
-        field = "method" if config.method == "qlora" else "optimizer"
+    if (spec.quantized or config.optimizer == "adamw_8bit") and not _installed("bitsandbytes"):
+        field = "method" if spec.quantized else "optimizer"
         out.append(Issue("error", "bitsandbytes_missing", f"`{field}: {getattr(config, field)}` needs bitsandbytes.",
                          "pip install bitsandbytes (CUDA only), or use `method: lora` / `optimizer: adamw`.", field))
     if config.precision == "fp16" and on_cpu:
         out.append(Issue("error", "fp16_on_cpu", "fp16 training is not supported on CPU.",
                          "Use `precision: auto`, `bf16` or `fp32`.", "precision"))
-    if config.precision == "bf16" and not on_cpu and not (cuda and _cuda_bf16()):
+    if config.precision == "bf16" and not on_cpu and not (cuda and cuda_bf16_supported()):
         out.append(Issue("error", "bf16_unsupported", "This GPU does not support bf16.",
                          "Use `precision: fp16` or `auto`.", "precision"))
     if config.precision == "bf16" and on_cpu and not cpu_bf16_supported():
@@ -75,28 +85,23 @@ def _device_issues(config: TrainConfig, cuda: bool) -> list[Issue]:
     return out
 
 
-def _cuda_bf16() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_bf16_supported())
-
-
-def _model_issues(config: TrainConfig) -> tuple[list[Issue], Path | None]:
-    """Is the model loadable? Never converts or downloads (that happens when training starts)."""
+def _model_issues(config: TrainConfig) -> tuple[list[Issue], ModelInfo | None, Path | None]:
+    """Is the model loadable, what are its facts, where is it? Never converts or downloads."""
     from tunelab.models import is_available, model_info
 
     path = Path(config.model).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return [], path
     hint = ("Use `smollm2-135m-instruct`, a local Hugging Face folder with config.json, or a Hub id "
             "(`tunelab models pull ID` while online).")
     try:
+        if path.is_dir() and (path / "config.json").exists():
+            return [], model_info(str(path)), path
         if not is_available(config.model):
-            return [Issue("error", "model_unavailable", f"Model {config.model!r} is not available.", hint, "model")], None
-        found = model_info(config.model).path
+            issue = Issue("error", "model_unavailable", f"Model {config.model!r} is not available.", hint, "model")
+            return [issue], None, None
+        info = model_info(config.model)
     except TunelabError as exc:
-        return [Issue("error", "model_unavailable", exc.message, exc.hint or hint, "model")], None
-    return [], Path(found) if found else None
+        return [Issue("error", "model_unavailable", exc.message, exc.hint or hint, "model")], None, None
+    return [], info, Path(info.path) if info.path else None
 
 
 def _dataset_issues(config: TrainConfig) -> list[Issue]:
@@ -121,39 +126,34 @@ def weights_bytes(model_dir: Path) -> int:
     return sum(f.stat().st_size for p in patterns for f in model_dir.glob(p))
 
 
-def estimate_memory(config: TrainConfig, model_dir: Path, precision: str) -> int:
-    """Rough peak bytes: weights, gradients and optimizer state, plus activations."""
-    import json
-
-    size = weights_bytes(model_dir)
-    cfg = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").exists() else {}
-    text = cfg.get("text_config", cfg)
-    hidden, layers = int(text.get("hidden_size", 1024)), int(text.get("num_hidden_layers", 12))
-    vocab = int(text.get("vocab_size", 32000))
-    dtype_bytes = 2 if precision in ("bf16", "fp16") else 4
-    stored = {"full": size * 4, "qlora": size // 3}.get(config.method, size)
-    tokens = config.batch_size * config.max_length
-    activations = tokens * (hidden * layers * 34 * dtype_bytes // (4 if config.gradient_checkpointing else 1))
-    activations += tokens * vocab * 4
-    return int(stored + activations)
-
-
-def _resource_issues(config: TrainConfig, model_dir: Path, precision: str, out_dir: Path) -> list[Issue]:
+def _memory_issues(config: TrainConfig, info: ModelInfo, device: str) -> list[Issue]:
+    """The registry's estimate (the number `tunelab models info` shows) against free memory."""
     import psutil
 
-    out: list[Issue] = []
-    need = estimate_memory(config, model_dir, precision)
+    from tunelab.training.methods import estimate_for
+
+    try:
+        need = estimate_for(config, info).total_bytes
+    except TunelabError as exc:
+        return [Issue("warning", "memory_unknown", f"No memory estimate: {exc.message}", exc.hint, "model")]
     have = psutil.virtual_memory().available
-    if config.device != "cpu" and cuda_available():
+    if device == "cuda" and cuda_available():
         import torch
 
         have = torch.cuda.mem_get_info()[0]
     if need > have:
-        out.append(Issue("error", "memory_insufficient",
-                         f"Estimated peak memory {need / GIB:.1f} GiB exceeds the {have / GIB:.1f} GiB available.",
-                         "Lower batch_size or max_length, turn on gradient_checkpointing, or use lora.", "batch_size"))
+        return [Issue("error", "memory_insufficient",
+                      f"Estimated peak memory {need / GIB:.1f} GiB exceeds the {have / GIB:.1f} GiB available.",
+                      "Lower batch_size or max_length, turn on gradient_checkpointing, or use lora.", "batch_size",
+                      {"estimated_bytes": need, "available_bytes": have})]
+    return []
+
+
+def _disk_issues(config: TrainConfig, model_dir: Path, out_dir: Path) -> list[Issue]:
+    out: list[Issue] = []
     size = weights_bytes(model_dir)
-    disk_need = (size * 2 * (config.save_total_limit + 1)) if config.method == "full" else 256 * 1024**2
+    full = method_spec(config.method).trains_full_weights
+    disk_need = (size * 2 * (config.save_total_limit + 1)) if full else 256 * 1024**2
     probe = out_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -168,11 +168,13 @@ def _resource_issues(config: TrainConfig, model_dir: Path, precision: str, out_d
 def preflight(config: TrainConfig, hardware: Hardware | None = None, run_dir: Path | None = None) -> list[Issue]:
     """Every machine-dependent problem with this config, errors and warnings."""
     issues = _device_issues(config, cuda_available())
-    model_issues, model_dir = _model_issues(config)
+    model_issues, info, model_dir = _model_issues(config)
     issues += model_issues + _dataset_issues(config)
+    if info is not None:
+        device = hardware.device if hardware else resolve_device(config.device)
+        issues += _memory_issues(config, info, device)
     if model_dir is not None:
-        precision = hardware.precision if hardware else ("fp32" if config.precision == "auto" else config.precision)
-        issues += _resource_issues(config, model_dir, precision, run_dir or Path.cwd())
+        issues += _disk_issues(config, model_dir, run_dir or Path.cwd())
     return issues
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from tunelab import __version__
 from tunelab.errors import PreflightFailed
+from tunelab.models.loading import load_tokenizer, resolve_model_path
 from tunelab.training import exit_codes
 from tunelab.training.batching import Batch, make_batch, plan_epoch
 from tunelab.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
@@ -24,11 +25,10 @@ from tunelab.training.config import TrainConfig
 from tunelab.training.data import EncodedData, prepare_data
 from tunelab.training.hardware import Hardware, detect_hardware
 from tunelab.training.loss import loss_sum, supports_fast_path
+from tunelab.training.methods import get as method_spec
 from tunelab.training.modeling import (
     count_parameters,
     load_base_model,
-    load_tokenizer,
-    resolve_model_path,
     uses_prompt_learning,
     wrap_model,
 )
@@ -129,10 +129,11 @@ class Recipe:
         """
         import torch
 
-        if self.config.method == "full" and self.hw.precision in ("bf16", "fp16"):
+        spec = method_spec(self.config.method)
+        if spec.trains_full_weights and self.hw.precision in ("bf16", "fp16"):
             dtype = torch.bfloat16 if self.hw.precision == "bf16" else torch.float16
             return torch.autocast(self.hw.device, dtype=dtype)
-        if self.config.method == "lora" and self.hw.precision == "bf16":
+        if spec.bf16_autocast and self.hw.precision == "bf16":
             from peft.helpers import disable_input_dtype_casting
 
             stack = contextlib.ExitStack()
@@ -220,14 +221,14 @@ class Recipe:
 
     def _evaluate(self, step: int) -> bool:
         """Eval loss now; True when early stopping says stop."""
-        from tunelab.evaluation.loss import mean_loss
+        from tunelab.training.evaluate import mean_loss, perplexity
 
         if not self.data.eval:
             return False
         loss, _ = mean_loss(self.model, self.data.eval, self.batches, self.fast, self.autocast)
         self.state["last_eval_loss"] = loss
         self.files.metrics({"type": "eval", "step": step, "epoch": round(step / self.steps_per_epoch, 4),
-                            "eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50))})
+                            "eval_loss": loss, "eval_perplexity": perplexity(loss)})
         self.files.event("eval", f"eval loss {loss:.4f} at step {step}", {"step": step, "eval_loss": loss})
         best = self.state["best_eval_loss"]
         if best is None or loss < best:

@@ -1,9 +1,12 @@
 """The dashboard: a static single-page app served beside the API.
 
 There is deliberately no UI logic in Python. The page (``static/index.html``,
-``app.js``, ``app.css``) talks only to the public REST API, the SSE job stream
-and the same bearer-token auth as every other client, so the dashboard can do
-nothing the API cannot, and the API stays the one place where rules live.
+``app.css``, the ES modules ``app.js`` and ``js/``, and the chart library vendored
+in ``vendor/``) talks only to the public REST API, the SSE job stream and the same
+bearer-token auth as every other client, so the dashboard can do nothing the API
+cannot, and the API stays the one place where rules live; the lists it shows
+(statuses, moves, formats, file types, methods, field groups) come from
+``GET /api/meta``.
 This module only mounts the files at ``/ui`` (``/`` redirects there) with a
 strict Content-Security-Policy: no inline script, no third-party origin, so
 even a bug that let markup through could not run script.

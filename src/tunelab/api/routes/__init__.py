@@ -9,6 +9,7 @@ from tunelab.api.routes import (
     configurations,
     datasets,
     jobs,
+    meta,
     models,
     openai_compat,
     streams,
@@ -17,6 +18,7 @@ from tunelab.api.routes import (
 
 ROUTERS: list[APIRouter] = [
     system.router,
+    meta.router,
     datasets.router,
     models.router,
     configurations.router,

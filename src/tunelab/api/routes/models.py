@@ -1,5 +1,9 @@
-"""Models: catalog (built-in, pulled, Hub search when online), the user's collection,
-availability and info with memory estimates per training method.
+"""Models: the catalog (built-in and pulled models), a word search over it, the user's
+collection, availability and info with a memory estimate per training method.
+
+The estimates are the method registry's (``tunelab.training.methods.estimate_methods``),
+the same function preflight and ``tunelab models info`` call, with TrainConfig's
+defaults for every setting not given, so the three report one number.
 
 Names may be Hub ids with a slash (``org/name``), so they travel as query
 parameters or ``{model_id:path}``.
@@ -14,13 +18,29 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab import models as catalog
-from tunelab.api.deps import AdminScope, ReadScope, SessionDep, SettingsDep, TrainScope, check_name
+from tunelab.api.deps import AdminScope, ReadScope, SessionDep, TrainScope, check_name
 from tunelab.api.schemas import Page
 from tunelab.errors import TunelabError
+from tunelab.models.precision import RequestedPrecision
 from tunelab.store import catalog as collection
+from tunelab.training import methods
+from tunelab.training.config import TrainConfig
 
 router = APIRouter(prefix="/api/models", tags=["models"])
-METHODS = ("full", "lora", "qlora")
+
+
+def _default(name: str) -> Any:
+    return TrainConfig.model_fields[name].default
+
+
+def _bounds(name: str) -> dict[str, Any]:
+    """TrainConfig's range for a field, so a query outside it is a 422, not eight per-method errors."""
+    out: dict[str, Any] = {}
+    for rule in TrainConfig.model_fields[name].metadata:
+        for key in ("ge", "le"):
+            if getattr(rule, key, None) is not None:
+                out[key] = getattr(rule, key)
+    return out
 
 
 class ModelAdd(BaseModel):
@@ -50,18 +70,13 @@ async def list_models(session: SessionDep, _: ReadScope) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-@router.get("/search", response_model=Page, summary="Search the local catalog (and the Hub when online)")
+@router.get("/search", response_model=Page, summary="Search the catalog (built-in and pulled models)")
 async def search_models(
-    settings: SettingsDep,
     _: ReadScope,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="Words in the model id.")],
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Words in the model id or description.")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
-    search = getattr(catalog, "search_models", None)
-    if search is not None:
-        found = await run_in_threadpool(search, q, limit=limit)
-        data = [item if isinstance(item, dict) else item.model_dump(mode="json") for item in found]
-        return {"data": data, "count": len(data)}
+    """Models whose id or description contains every word of ``q``; the Hub is not searched."""
     words = q.lower().split()
     infos = await run_in_threadpool(catalog.list_models)
     data = [
@@ -72,21 +87,25 @@ async def search_models(
     return {"data": data, "count": len(data)}
 
 
-@router.get("/info", summary="Facts and memory estimates for a model")
+@router.get("/info", summary="Facts and a memory estimate per training method for a model")
 async def model_info(
     _: ReadScope,
     name: Annotated[str, Query(min_length=1, max_length=500, description="Model id, Hub id or folder.")],
-    batch_size: Annotated[int, Query(ge=1, le=4096)] = 8,
-    max_length: Annotated[int, Query(ge=1, le=1_000_000)] = 512,
+    batch_size: Annotated[int, Query(**_bounds("batch_size"))] = _default("batch_size"),
+    max_length: Annotated[int, Query(**_bounds("max_length"))] = _default("max_length"),
+    precision: Annotated[RequestedPrecision, Query(description="Compute precision (TrainConfig's).")] = _default("precision"),
+    gradient_checkpointing: bool = _default("gradient_checkpointing"),
 ) -> dict[str, Any]:
+    """Every other setting (LoRA rank and dropout, virtual tokens, device) is TrainConfig's default."""
     info = await run_in_threadpool(catalog.model_info, name)
-    estimates: dict[str, Any] = {}
-    for method in METHODS:
-        try:
-            estimate = catalog.estimate_memory(info, method, batch_size, max_length)  # type: ignore[arg-type]
-            estimates[method] = estimate.model_dump(mode="json")
-        except TunelabError as error:
-            estimates[method] = {"error": error.to_dict()}
+    found = await run_in_threadpool(
+        methods.estimate_methods, info, batch_size=batch_size, max_length=max_length, precision=precision,
+        gradient_checkpointing=gradient_checkpointing,
+    )  # fmt: skip
+    estimates = {
+        method: {"error": value.to_dict()} if isinstance(value, TunelabError) else value.model_dump(mode="json")
+        for method, value in found.items()
+    }
     return {"model": info.model_dump(mode="json"), "memory": estimates}
 
 

@@ -11,20 +11,27 @@ and passes any other TrainConfig field (e.g. ``max_steps``) through.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
-from tunelab.api.ingest import receive_dataset_file, store_version
 from tunelab.api.openai_shapes import event_object, file_object, job_object, list_object
-from tunelab.errors import InvalidInput
+from tunelab.api.uploads import client_name, receive_dataset_file
+from tunelab.errors import InvalidInput, NotFound
+from tunelab.jobs import datasets as dataset_service
 from tunelab.jobs import service
-from tunelab.store import catalog
+from tunelab.settings import Settings
+from tunelab.training.methods import ADAPTER_LEARNING_RATE
+
+if TYPE_CHECKING:  # rows are only passed through to their answer's shape
+    from tunelab.store.models import Dataset, Job
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
-BASE_LEARNING_RATE = 2e-4
+BASE_LEARNING_RATE = ADAPTER_LEARNING_RATE  # OpenAI's multiplier scales the adapters' default
 
 
 class FineTuningJobCreate(BaseModel):
@@ -65,6 +72,21 @@ def train_hyperparameters(body: FineTuningJobCreate) -> dict[str, Any]:
     return out
 
 
+def _file(session: Session, dataset: Dataset, settings: Settings) -> dict[str, Any]:
+    return file_object(dataset, dataset_service.source_bytes(session, dataset, settings=settings))
+
+
+def _get_file(session: Session, file_id: str) -> Dataset:
+    """A dataset uploaded through /v1/files; other datasets are not files here."""
+    if not file_id.startswith("file-"):
+        raise NotFound(f"no file {file_id!r}", "list files with GET /v1/files")
+    return dataset_service.get(session, file_id)
+
+
+def _job(session: Session, job: Job) -> dict[str, Any]:
+    return job_object(job, service.trained_tokens(session, job.id))
+
+
 @router.post("/files", summary="Upload a JSONL training file (purpose fine-tune)")
 async def create_file(request: Request, session: SessionDep, settings: SettingsDep, _: TrainScope) -> dict[str, Any]:
     upload, path = await receive_dataset_file(request, settings)
@@ -72,32 +94,29 @@ async def create_file(request: Request, session: SessionDep, settings: SettingsD
         purpose = upload.fields.get("purpose", "fine-tune")
         if purpose != "fine-tune":
             raise InvalidInput(f"purpose {purpose!r} is not supported", "use purpose 'fine-tune'")
-        file_id = f"file-{uuid.uuid4().hex[:24]}"
-        from fastapi.concurrency import run_in_threadpool
-
-        await run_in_threadpool(
-            store_version, session, settings, path, name=file_id,
-            fields={"description": upload.filename[:500]}, source_name=upload.filename,
+        dataset, _version = await run_in_threadpool(
+            dataset_service.ingest, session, path, name=f"file-{uuid.uuid4().hex[:24]}",
+            description=client_name(upload)[:500], source_name=client_name(upload), settings=settings,
         )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)
-    return file_object(catalog.get_dataset(session, file_id), upload.size)
+    return _file(session, dataset, settings)
 
 
 @router.get("/files", summary="List uploaded files")
-def list_files(session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    rows, _total = catalog.list_datasets(session, limit=10_000)
-    return list_object([file_object(row) for row in rows if row.name.startswith("file-")])
+def list_files(session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    rows, _total = dataset_service.list_datasets(session, limit=10_000)
+    return list_object([_file(session, row, settings) for row in rows if row.name.startswith("file-")])
 
 
 @router.get("/files/{file_id}", summary="One uploaded file")
-def get_file(file_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return file_object(catalog.get_dataset(session, file_id))
+def get_file(file_id: str, session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    return _file(session, _get_file(session, file_id), settings)
 
 
 @router.delete("/files/{file_id}", summary="Delete an uploaded file")
-def delete_file(file_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
-    catalog.delete_dataset(session, file_id)
+def delete_file(file_id: str, session: SessionDep, settings: SettingsDep, _: TrainScope) -> dict[str, Any]:
+    dataset_service.delete(session, _get_file(session, file_id).id, settings=settings)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
@@ -111,7 +130,7 @@ def create_job(body: FineTuningJobCreate, session: SessionDep, _: TrainScope) ->
         save_options={"save_model": True, "model_name": body.suffix, "push_to_hub": False,
                       "public": False, "make_public": False, "metadata": body.metadata or {}},
     )  # fmt: skip
-    return job_object(job)
+    return _job(session, job)
 
 
 @router.get("/fine_tuning/jobs", summary="List fine-tuning jobs, newest first")
@@ -121,27 +140,27 @@ def list_jobs(session: SessionDep, _: ReadScope, after: str | None = None,
     if after:
         ids = [row.id for row in rows]
         rows = rows[ids.index(after) + 1 :] if after in ids else []
-    return list_object([job_object(row) for row in rows[:limit]], has_more=len(rows) > limit)
+    return list_object([_job(session, row) for row in rows[:limit]], has_more=len(rows) > limit)
 
 
 @router.get("/fine_tuning/jobs/{job_id}", summary="One fine-tuning job")
 def get_job(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return job_object(service.get_job(session, job_id))
+    return _job(session, service.get_job(session, job_id))
 
 
 @router.post("/fine_tuning/jobs/{job_id}/cancel", summary="Cancel a job")
 def cancel_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
-    return job_object(service.cancel_job(session, job_id))
+    return _job(session, service.cancel_job(session, job_id))
 
 
 @router.post("/fine_tuning/jobs/{job_id}/pause", summary="Pause a running job")
 def pause_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
-    return job_object(service.pause_job(session, job_id))
+    return _job(session, service.pause_job(session, job_id))
 
 
 @router.post("/fine_tuning/jobs/{job_id}/resume", summary="Resume a paused job")
 def resume_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any]:
-    return job_object(service.resume_job(session, job_id))
+    return _job(session, service.resume_job(session, job_id))
 
 
 @router.get("/fine_tuning/jobs/{job_id}/events", summary="Job events, newest first")

@@ -1,4 +1,4 @@
-"""Eval loss matches a direct computation; the comparison document has both sides."""
+"""The engine's own measurement: eval loss matches a direct computation, the comparison has both sides."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ import contextlib
 import math
 from pathlib import Path
 
-from tunelab.evaluation.compare import combine, sample_conversations
-from tunelab.evaluation.loss import mean_loss, perplexity
+import pytest
+
 from tunelab.training.batching import make_batch
 from tunelab.training.encoding import IGNORE, Encoded
+from tunelab.training.evaluate import (
+    combine,
+    generate_replies,
+    mean_loss,
+    perplexity,
+    sample_conversations,
+)
 
 
 def test_mean_loss_equals_direct_cross_entropy(tiny_model_dir: Path) -> None:
@@ -53,3 +60,26 @@ def test_sample_conversations_use_prompts_then_eval_rows(tiny_model_dir: Path) -
     samples = sample_conversations(rows, tokenizer, "sys", ["Who are you?"], limit=2)
     assert [s["messages"][-1]["content"] for s in samples] == ["Who are you?", "q0", "q1"]
     assert samples[1]["reference"] == "a0" and samples[0]["messages"][0]["role"] == "system"
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "sdpa_packed"])
+def test_sample_replies_are_batched_greedy_and_match_one_by_one(tiny_model_dir: Path, attention: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunelab.training.packed_attention import register
+
+    register()  # the engine's CPU attention sees left-padded rows during generation
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention)
+    torch.manual_seed(1)
+    with torch.no_grad():  # larger random weights, so replies differ per prompt
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.3)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    conversations = [[{"role": "user", "content": text}] for text in ("Hi", "Give three tips for staying healthy.",
+                                                                      "What is 2 + 2? Answer briefly, please.")]
+    model.train()
+    together = generate_replies(model, tokenizer, conversations, 6)  # one left-padded batch
+    alone = [generate_replies(model, tokenizer, [c], 6)[0] for c in conversations]
+    assert together == alone and len(set(together)) == 3 and all(together)
+    assert model.training  # given back in training mode, mid-run

@@ -1,0 +1,282 @@
+"""The dataset service: the one way a dataset is ingested, found, repaired, deleted or resolved.
+
+There is one registry. The store's rows (``datasets``, ``dataset_versions``)
+are the index of what exists; the version folders that ``tunelab.datasets``
+writes under ``<home>/datasets/`` are the content. A folder without a row is
+not a dataset (nothing lists or resolves it), so every entry point goes through
+these functions: the REST routes, ``/v1/files``, ``tunelab datasets import``,
+``tunelab train`` with a stored version, and the worker building a job's
+TrainConfig. Each function takes a ``Session`` and commits what it changes.
+
+Consistency rules, in the order things happen:
+
+- **ingest / repair**: the file is read, validated and written first
+  (``tunelab.datasets`` writes into a temporary folder and renames it into
+  place, so a folder is complete or absent); only then is the row committed.
+  Bad input raises before anything is written. If the row cannot be committed,
+  a folder no row refers to is removed again, so nothing half-registered stays.
+- **delete**: rows first, then files. A crash in between leaves only an
+  unlisted folder, never a row whose files are gone. Versions another dataset
+  still uses (the same content stored under a second name) are kept.
+- **resolve**: a row whose files are missing is reported as such, with a hint,
+  instead of handing the engine a path that fails later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tunelab.datasets.inspection import InspectionReport, inspect_file
+from tunelab.datasets.mapping import Mapping
+from tunelab.datasets.readers import SUFFIXES
+from tunelab.datasets.records import Record
+from tunelab.datasets.repair import RepairReport, repair_version
+from tunelab.datasets.versions import DatasetVersion as StoredVersion
+from tunelab.datasets.versions import datasets_dir, load_version, normalize_file
+from tunelab.errors import ConfigError, InvalidInput, NotFound
+from tunelab.settings import Settings, get_settings
+from tunelab.store import catalog
+from tunelab.store.models import Dataset, DatasetVersion
+
+__all__ = [
+    "delete",
+    "get",
+    "get_version",
+    "ingest",
+    "is_stored_reference",
+    "latest_version",
+    "list_datasets",
+    "list_versions",
+    "quality",
+    "read_rows",
+    "repair",
+    "resolve",
+    "source_bytes",
+]
+
+MAX_NAME = 200  # the width of datasets.name
+_PATH_SUFFIXES = tuple(SUFFIXES)
+
+
+def _home(settings: Settings | None) -> Path:
+    """The home whose ``datasets/`` holds the files: the caller's settings (the API app's), else the env's."""
+    return (settings or get_settings()).home
+
+
+def _main_kind(counts: dict[str, int]) -> str:
+    """The kind most records have (chat, text, preference): what the dashboard shows per version."""
+    kinds = {key: value for key, value in counts.items() if key != "records"}
+    return max(kinds, key=lambda key: kinds[key], default="")
+
+
+def _register(session: Session, stored: StoredVersion, *, name: str, settings: Settings | None,
+              **row: Any) -> DatasetVersion:  # fmt: skip
+    """Commit the row for a version whose files are written; on failure remove files no row uses."""
+    counts = dict(stored.counts)
+    try:
+        return catalog.register_dataset_version(
+            session, name=name, version_id=stored.version_id, path=str(stored.records_path),
+            format=stored.format or "", kind=_main_kind(counts), num_rows=counts.get("records", 0),
+            counts=counts, **row,
+        )  # fmt: skip
+    except BaseException:
+        session.rollback()
+        if not catalog.version_in_use(session, stored.version_id):
+            _remove_folder(stored.records_path, settings)
+        raise
+
+
+def _remove_folder(records_path: str | Path, settings: Settings | None) -> None:
+    """Remove a version folder, but only ever one directly under the datasets folder."""
+    root = datasets_dir(_home(settings)).resolve()
+    folder = Path(records_path).resolve()
+    folder = folder.parent if folder.suffix else folder
+    if folder.parent == root:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def ingest(
+    session: Session,
+    path: str | Path,
+    *,
+    name: str,
+    description: str = "",
+    format: str | None = None,
+    mapping: Mapping | dict[str, str] | Iterable[str] | None = None,
+    source_name: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[Dataset, DatasetVersion]:
+    """Detect, normalise and validate ``path``, store the immutable version, register it under ``name``.
+
+    ``name`` is a label the caller has checked (the API and the CLI refuse
+    path-like names before calling); a new name creates the dataset, a known
+    one gets a new latest version. Storing content that is already stored
+    writes nothing and registers the existing version. Raises ``DatasetError``
+    (422) at the first bad row, before anything is written.
+    """
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInput(
+            f"dataset name must be 1 to {MAX_NAME} characters, got {len(name)}",
+            "pass a short label such as 'alpaca-demo'",
+        )
+    stored = normalize_file(path, format=format, mapping=mapping, home=_home(settings))
+    if not stored.records_path.is_file():  # a damaged folder (manifest, no records): write it anew
+        _remove_folder(stored.path, settings)
+        stored = normalize_file(path, format=format, mapping=mapping, home=_home(settings))
+    label = source_name or Path(path).name
+    version = _register(session, stored, name=name, settings=settings,
+                        note=f"from {label}"[:500], description=description)  # fmt: skip
+    return catalog.get_dataset(session, name), version
+
+
+def list_datasets(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[Dataset], int]:
+    """Datasets newest first, one page, and the total."""
+    return catalog.list_datasets(session, limit=limit, offset=offset)
+
+
+def get(session: Session, dataset: str) -> Dataset:
+    """A dataset by id or name; ``NotFound`` (404) with a hint otherwise."""
+    return catalog.get_dataset(session, dataset)
+
+
+def latest_version(session: Session, dataset: Dataset) -> DatasetVersion | None:
+    """The version a dataset name stands for (what training on it reads), if it has one."""
+    if not dataset.latest_version_id:
+        return None
+    return catalog.get_dataset_version(session, dataset.latest_version_id)
+
+
+def list_versions(session: Session, dataset: str) -> list[DatasetVersion]:
+    """A dataset's versions, oldest first."""
+    return catalog.list_dataset_versions(session, dataset)
+
+
+def get_version(session: Session, dataset: str, version: str | None = None) -> DatasetVersion:
+    """Version ``version`` of ``dataset`` (default: its latest); ``NotFound`` if it is not one of its."""
+    row = get(session, dataset)
+    version_id = version or row.latest_version_id or ""
+    if not version_id:
+        raise NotFound(f"dataset {dataset!r} has no version", "upload a file to it first")
+    found = catalog.get_dataset_version(session, version_id)
+    if found.dataset_id != row.id and found.id != row.latest_version_id:
+        raise NotFound(
+            f"dataset {dataset!r} has no version {version_id!r}",
+            f"list its versions with GET /api/datasets/{row.name}/versions",
+        )
+    return found
+
+
+def _stored(row: DatasetVersion, settings: Settings | None) -> StoredVersion:
+    """The files of a registered version; a row whose folder is gone says so, with the way out."""
+    try:
+        stored = load_version(row.id, home=_home(settings))
+    except NotFound:
+        stored = None
+    if stored is None or not stored.records_path.is_file():
+        raise NotFound(
+            f"the files of dataset version {row.id!r} are missing from {datasets_dir(_home(settings))}",
+            "import the source file again (`tunelab datasets import FILE` or POST /api/datasets); "
+            "the same content gets the same version id",
+        )
+    return stored
+
+
+def read_rows(session: Session, dataset: str, *, version: str | None = None, offset: int = 0,
+              limit: int = 50, settings: Settings | None = None) -> tuple[list[Record], int]:  # fmt: skip
+    """One page of a version's normalised records, and the version's record count."""
+    row = get_version(session, dataset, version)
+    records = itertools.islice(_stored(row, settings).iter_records(), offset, offset + limit)
+    return list(records), row.num_rows
+
+
+def quality(session: Session, dataset: str, *, version: str | None = None,
+            settings: Settings | None = None) -> tuple[DatasetVersion, InspectionReport]:  # fmt: skip
+    """The validation and quality report of a stored version (its normalised records)."""
+    row = get_version(session, dataset, version)
+    return row, inspect_file(_stored(row, settings).records_path)
+
+
+def repair(session: Session, dataset: str, *, version: str | None = None,
+           settings: Settings | None = None) -> tuple[DatasetVersion, RepairReport]:  # fmt: skip
+    """Repair a version into a new one (never in place), registered as the dataset's latest."""
+    row = get_version(session, dataset, version)
+    owner = get(session, dataset)
+    _stored(row, settings)  # a clear error when the parent's files are gone
+    stored, report = repair_version(row.id, home=_home(settings))
+    repaired = _register(session, stored, name=owner.name, settings=settings, parent_id=row.id,
+                         note=f"repaired from {row.id}")  # fmt: skip
+    return repaired, report
+
+
+def delete(session: Session, dataset: str, *, settings: Settings | None = None) -> None:
+    """Forget a dataset, then remove the version folders no other dataset uses."""
+    for path in catalog.delete_dataset(session, dataset):
+        _remove_folder(path, settings)
+
+
+def source_bytes(session: Session, dataset: Dataset, *, settings: Settings | None = None) -> int:
+    """Size in bytes of the file the dataset's latest version was made from.
+
+    Versions stored before the size was recorded answer the size of their
+    normalised copy, the closest real figure there is.
+    """
+    row = latest_version(session, dataset)
+    if row is None:
+        return 0
+    stored = _stored(row, settings)
+    return stored.source_bytes or stored.records_path.stat().st_size
+
+
+def _find(session: Session, dataset: str) -> Dataset | None:
+    """A dataset by id or name, or None: resolve falls back to paths rather than failing here."""
+    try:
+        return catalog.get_dataset(session, dataset)
+    except NotFound:
+        return None
+
+
+def is_stored_reference(value: str) -> bool:
+    """Whether ``value`` can only mean a stored dataset: not an existing file, and not path-like."""
+    if not value or Path(value).expanduser().exists():
+        return False
+    return not ("/" in value or "\\" in value or value.lower().endswith(_PATH_SUFFIXES))
+
+
+def resolve(session: Session, dataset: str, *, settings: Settings | None = None) -> str:
+    """A stored version id, a dataset id or name, or a file path -> the file the engine reads.
+
+    A version id or a dataset (its latest version) gives that version's
+    normalised ``records.jsonl``; an existing file is passed through as an
+    absolute path. Anything else is a ``ConfigError`` (422) naming both ways to
+    fix it, so a job that cannot find its data is refused before it is queued.
+    """
+    version = session.get(DatasetVersion, dataset)
+    if version is None:
+        found = _find(session, dataset)
+        if found is not None:
+            version = latest_version(session, found)
+            if version is None:
+                raise ConfigError(f"dataset {dataset!r} has no version yet", "upload a file to it first")
+    if version is not None:
+        if Path(version.path).is_file():  # where it was stored (any home: the row says)
+            return version.path
+        try:  # the same content-addressed folder in this machine's home (shared storage mounted elsewhere)
+            return str(_stored(version, settings).records_path)
+        except NotFound as exc:  # registered, but its files are gone: the job cannot start
+            raise ConfigError(exc.message, exc.hint, details={"dataset": dataset}) from None
+    path = Path(dataset).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    raise ConfigError(
+        f"dataset {dataset!r} is neither a stored dataset nor an existing file",
+        "import it first (`tunelab datasets import FILE`, or POST /api/datasets) and pass its "
+        "name or version id (`tunelab datasets list`), or give the path of a dataset file",
+        details={"dataset": dataset},
+    )
+

@@ -1,0 +1,88 @@
+/* #/datasets: upload with a progress bar, "Check without saving" (validation issues, quality
+ * report, preview) and the stored datasets. Accepted file suffixes, file types and formats
+ * come from GET /api/meta, so the picker offers what the server reads. */
+
+import { api, loadMeta, upload } from "../api.js";
+import { append, el, enc, field, fill, section, showError, table } from "../dom.js";
+import { fmt } from "../format.js";
+
+/** "JSON, JSONL, CSV" from the API's file types. */
+const fileTypesText = (meta) => meta.file_types.map((t) => t.toUpperCase()).join(", ");
+
+export async function pageDatasets(view) {
+  const meta = await loadMeta();
+  const file = el("input", { type: "file", accept: Object.keys(meta.file_suffixes).join(","), required: true });
+  const name = el("input", { type: "text", maxlength: 200, placeholder: "from the file name" });
+  const description = el("input", { type: "text", maxlength: 5000 });
+  const format = el("select", {}, el("option", { value: "" }, "detect"),
+    meta.dataset_formats.map((f) => el("option", { value: f.name }, f.name)));
+  const progress = el("progress", { max: 1, value: 0, "aria-label": "Upload progress" });
+  const progressText = el("span", { class: "muted small" });
+  const result = el("div", { "aria-live": "polite" });
+  const list = el("tbody");
+  const form = () => {
+    const data = new FormData();
+    data.append("file", file.files[0]);
+    if (name.value.trim()) data.append("name", name.value.trim());
+    if (description.value.trim()) data.append("description", description.value.trim());
+    if (format.value) data.append("format", format.value);
+    return data;
+  };
+  const send = async (path, done) => {
+    if (!file.files.length) { showError(result, { message: "choose a file first", hint: fileTypesText(meta) }); return; }
+    fill(result, el("p", { class: "muted" }, "Working…"));
+    try {
+      const answer = await upload(path, form(), (p) => { progress.value = p; progressText.textContent = `${Math.round(p * 100)}% sent`; });
+      fill(result, ...done(answer));
+    } catch (error) { showError(result, error); }
+  };
+  const check = () => send("/api/datasets/preview", (report) => [el("h3", {}, "Check of ", report.path), ...reportView(report)]);
+  const save = () => send("/api/datasets", (answer) => {
+    loadList();
+    return [el("p", { class: "ok", role: "status" }, `Stored ${answer.name}: version `, el("code", {}, answer.version.id),
+      `, ${answer.version.num_rows} rows (${answer.version.format}). `, el("a", { href: `#/datasets/${enc(answer.id)}` }, "Open"),
+      " · ", el("a", { href: `#/new?dataset=${enc(answer.version.id)}` }, "Train on it"))];
+  });
+  const loadList = async () => {
+    const page = await api("GET", "/api/datasets?limit=1000");
+    fill(list, ...page.data.map((d) => el("tr", {},
+      el("td", {}, el("a", { href: `#/datasets/${enc(d.id)}` }, d.name)),
+      el("td", {}, el("code", {}, d.latest_version_id || "–")), el("td", {}, d.description || ""), el("td", {}, fmt.time(d.created_at)))));
+    if (!page.data.length) list.append(el("tr", {}, el("td", { colspan: 4, class: "muted" }, "No datasets yet.")));
+  };
+  const fileHelp = `${fileTypesText(meta)}; detected formats: ${meta.dataset_formats.map((f) => f.name).join(", ")}.`;
+  append(view, el("h1", {}, "Datasets"),
+    section("Upload a dataset",
+      el("form", { class: "stack", onsubmit: (e) => { e.preventDefault(); save(); } },
+        el("div", { class: "grid" }, field("File", file, fileHelp),
+          field("Name", name), field("Description", description), field("Format", format)),
+        el("div", { class: "actions" }, el("button", { type: "button", class: "quiet", onclick: check }, "Check without saving"),
+          el("button", { type: "submit" }, "Upload"), progress, progressText)),
+      result),
+    section("Stored datasets", table(["Name", "Latest version", "Description", "Created"], list, "Datasets")));
+  await loadList();
+}
+
+/** A validation / quality report (preview or stored version) as tables. */
+export function reportView(report) {
+  const q = report.quality || {};
+  const tokens = q.tokens || {};
+  const facts = [["format", report.format], ["rows", q.rows], ["valid rows", q.valid_rows], ["invalid rows", q.invalid_rows],
+    ["errors", report.errors], ["warnings", report.warnings], ["duplicates", q.duplicates], ["empty rows", q.empty_rows],
+    ["tokens mean / p95 / max", `${fmt.num(tokens.mean)} / ${fmt.num(tokens.p95)} / ${fmt.num(tokens.max)}`],
+    ["rows over max length", `${q.over_max_length ?? "–"} (max ${q.max_length ?? "–"})`],
+    ["kinds", Object.entries(q.kinds || {}).map(([k, v]) => `${k}: ${v}`).join(", ")]];
+  const issues = report.issues || [];
+  return [
+    el("p", {}, report.ok === false ? el("strong", { class: "bad" }, "Not usable as is: fix the errors below.")
+      : el("strong", { class: "good" }, "Usable for training.")),
+    el("dl", { class: "facts", "aria-label": "Quality facts" }, facts.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, v ?? "–")))),
+    el("h3", {}, `Issues (${issues.length})`),
+    issues.length ? table(["severity", "code", "message", "hint", "row", "line"], issues.map((i) => el("tr", { class: `sev-${i.severity === "error" ? "error" : "warning"}` },
+      el("td", {}, i.severity), el("td", {}, el("code", {}, i.code)), el("td", {}, i.message), el("td", {}, i.hint), el("td", {}, i.row ?? "–"), el("td", {}, i.line ?? "–"))), "Validation issues")
+      : el("p", { class: "muted" }, "No issues."),
+    el("h3", {}, "Preview"),
+    table(["row", "kind", "tokens", "text"], (report.preview || []).slice(0, 8).map((p) => el("tr", {},
+      el("td", {}, p.row), el("td", {}, p.kind), el("td", {}, p.tokens), el("td", {}, el("pre", { class: "cell" }, p.rendered)))), "Preview rows"),
+  ];
+}

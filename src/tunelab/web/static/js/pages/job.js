@@ -1,0 +1,185 @@
+/* #/jobs/{id}: the live job page. It follows the job's SSE stream (history first, so a finished
+ * job draws the same chart), shows curves, stats, events, log, resources, configuration and
+ * artifacts, and offers exactly the actions the API's state machine allows from the status. */
+
+import { api, loadMeta } from "../api.js";
+import { lineChart } from "../chart.js";
+import { append, badge, el, enc, errorBox, every, fill, section, showError, table, throttle } from "../dom.js";
+import { fmt } from "../format.js";
+import { followJob } from "../stream.js";
+import { jobProgress } from "./jobs.js";
+
+const SERIES = [
+  { key: "loss", label: "loss", color: "#2563eb", axis: "left" },
+  { key: "eval_loss", label: "eval loss", color: "#dc6803", axis: "left", dash: [6, 4] },
+  { key: "learning_rate", label: "learning rate", color: "#12b76a", axis: "right" },
+];
+const METRIC_KEYS = ["epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "eta_s"];
+const capitalise = (word) => word.charAt(0).toUpperCase() + word.slice(1);
+
+export async function pageJob(view, signal, jobId) {
+  const [meta, first] = await Promise.all([loadMeta(), api("GET", `/api/jobs/${enc(jobId)}`)]);
+  let job = first;
+  const terminal = meta.terminal_statuses;
+  const steps = new Map();
+  const events = [];
+  const logs = [];
+  const ui = jobLayout(job, meta, signal);
+  append(view, ui.root);
+
+  const renderJob = () => {
+    ui.title.textContent = job.name || job.id;
+    fill(ui.badge, badge(job.status, meta.job_statuses));
+    ui.chatLink.hidden = job.status !== "completed";
+    for (const [action, button] of ui.buttons) {
+      button.disabled = !action.when.includes(job.status);
+      if (action.name === "resume") button.textContent = job.status === "created" ? "Queue" : action.label;
+    }
+    const last = [...steps.values()].filter((m) => m.loss !== undefined).pop() || {};
+    const progress = jobProgress(job);
+    ui.progress.value = progress;
+    ui.stats.progress.textContent = fmt.percent(progress);
+    const max = (job.config.hyperparameters || {}).max_steps;
+    ui.stats.step.textContent = `${job.global_step ?? last.step ?? 0}${max ? ` / ${max}` : ""}`;
+    ui.stats.eta.textContent = terminal.includes(job.status) ? "done" : fmt.duration(last.eta_s);
+    ui.stats.speed.textContent = last.tokens_per_second ? `${fmt.num(last.tokens_per_second, 3)} tok/s` : "–";
+    ui.stats.loss.textContent = fmt.num(last.loss);
+    const evals = [...steps.values()].filter((m) => m.eval_loss !== undefined && m.eval_loss !== null);
+    ui.stats.evalLoss.textContent = evals.length ? fmt.num(evals[evals.length - 1].eval_loss) : "–";
+    ui.stats.attempts.textContent = `${job.attempts} of ${job.max_attempts}`;
+    fill(ui.error, job.error ? errorBox(job.error) : "");
+  };
+  const renderMetrics = throttle(() => {
+    const rows = [...steps.values()].sort((a, b) => a.step - b.step);
+    ui.chart.update(SERIES.map((s) => rows.filter((m) => typeof m[s.key] === "number").map((m) => [m.step, m[s.key]])));
+    fill(ui.metrics, ...rows.slice(-15).reverse().map((m) => el("tr", {},
+      el("td", {}, m.step), METRIC_KEYS.slice(0, 6).map((k) => el("td", {}, fmt.num(m[k]))))));
+    renderJob();
+  });
+  const renderLog = throttle(() => {
+    const stick = ui.log.scrollTop + ui.log.clientHeight >= ui.log.scrollHeight - 20;
+    ui.log.textContent = logs.join("\n");
+    if (stick) ui.log.scrollTop = ui.log.scrollHeight;
+    fill(ui.events, ...events.slice(-30).reverse().map((e) =>
+      el("li", {}, el("time", { datetime: e.at }, fmt.time(e.at)), " ", el("span", { class: "tag" }, e.kind), " ", e.text)));
+  });
+  const refresh = async () => {
+    try { job = await api("GET", `/api/jobs/${enc(job.id)}`); renderJob(); } catch (error) { showError(ui.error, error); }
+  };
+
+  ui.onAction = async (action) => {
+    ui.actionResult.replaceChildren();
+    for (const [, button] of ui.buttons) button.disabled = true;
+    try {
+      const answer = await api("POST", `/api/jobs/${enc(job.id)}/${action.name}`);
+      if (action.name === "retry") { location.hash = `#/jobs/${enc(answer.id)}`; return; }
+      job = answer;
+      const note = job.requested_action
+        ? `${action.label} requested: the worker will act on it (the job is ${job.status} until then).`
+        : `${action.label}: the job is now ${job.status}.`;
+      fill(ui.actionResult, el("p", { class: "ok", role: "status" }, note));
+    } catch (error) { showError(ui.actionResult, error); }
+    renderJob();
+  };
+
+  const onEvent = (event) => {
+    const d = event.data || {};
+    if (event.type === "metrics" && typeof d.step === "number") {
+      const entry = steps.get(d.step) || { step: d.step };
+      for (const key of METRIC_KEYS) if (d[key] !== undefined && d[key] !== null) entry[key] = d[key];
+      steps.set(d.step, entry);
+      renderMetrics();
+    } else if (event.type === "log") {
+      logs.push(String(d.line ?? ""));
+      if (logs.length > 500) logs.splice(0, logs.length - 500);
+      renderLog();
+    } else if (event.type === "status" || event.type === "event") {
+      const text = event.type === "status" ? `${d.previous ?? "–"} → ${d.status}` : String(d.message ?? d.type ?? "");
+      events.push({ at: event.created_at, kind: event.type === "status" ? "status" : String(d.type || "event"), text });
+      renderLog();
+      if (event.type === "status") refresh();
+    } else if (event.type === "resources") {
+      ui.resources.textContent = resourceLine(d);
+    }
+  };
+
+  renderJob();
+  loadArtifacts(job.id, ui.artifacts);
+  every(5000, () => { if (!terminal.includes(job.status)) refresh(); }, signal);
+  const end = await followJob(job.id, { onEvent, signal, onState: (s) => { ui.live.textContent = `stream: ${s}`; } });
+  if (end && !signal.aborted) {
+    await refresh();
+    renderMetrics();
+    loadArtifacts(job.id, ui.artifacts);
+  }
+}
+
+function jobLayout(job, meta, signal) {
+  const ui = { buttons: [], stats: {} };
+  ui.title = el("h1", {}, job.name || job.id);
+  ui.badge = el("span");
+  ui.live = el("span", { class: "muted small", role: "status" }, "stream: connecting");
+  ui.actionResult = el("div", { "aria-live": "polite" });
+  ui.error = el("div");
+  for (const [name, when] of Object.entries(meta.actions)) {  // the moves and where each may start
+    const action = { name, when, label: capitalise(name) };
+    ui.buttons.push([action, el("button", { type: "button", onclick: () => ui.onAction(action) }, action.label)]);
+  }
+  const stat = (key, label) => { ui.stats[key] = el("dd", {}, "–"); return el("div", { class: "stat" }, el("dt", {}, label), ui.stats[key]); };
+  ui.progress = el("progress", { max: 1, value: 0, "aria-label": "Job progress" });
+  ui.chart = lineChart({ label: "Training curves: loss, eval loss and learning rate by step", series: SERIES, signal });
+  ui.metrics = el("tbody");
+  ui.log = el("pre", { class: "log", role: "log", "aria-label": "Training log", tabindex: 0 });
+  ui.events = el("ol", { class: "events", "aria-label": "Job events" });
+  ui.resources = el("p", { class: "muted" }, "no resource sample yet");
+  ui.artifacts = el("div");
+  ui.root = el("div", {},
+    el("p", {}, el("a", { href: "#/jobs" }, "← Jobs")),
+    el("div", { class: "page-head" }, el("div", {}, ui.title, el("div", { class: "muted small" }, job.id, " · ", ui.live)), ui.badge),
+    el("div", { class: "actions", role: "group", "aria-label": "Job actions" }, ui.buttons.map(([, b]) => b),
+      (ui.chatLink = el("a", { class: "button", href: `#/chat?model=${enc(job.id)}`, hidden: true }, "Chat with the tuned model"))),
+    job.description || (job.tags || []).length ? el("p", { class: "job-about" }, job.description || "", " ",
+      (job.tags || []).map((t) => el("span", { class: "tag" }, t))) : null,
+    ui.actionResult, ui.error,
+    el("dl", { class: "stats" }, stat("step", "Step"),
+      el("div", { class: "stat wide" }, el("dt", {}, "Progress"), el("dd", {}, ui.progress, " ", (ui.stats.progress = el("span", {}, "–")))),
+      stat("eta", "ETA"), stat("speed", "Throughput"), stat("loss", "Loss"), stat("evalLoss", "Eval loss"), stat("attempts", "Attempts")),
+    section("Training curves", ui.chart.node),
+    section("Metrics (latest steps)", el("table", { "aria-label": "Metrics" },
+      el("thead", {}, el("tr", {}, ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "tokens/s"].map((h) => el("th", { scope: "col" }, h)))),
+      ui.metrics)),
+    el("div", { class: "two" }, section("Events", ui.events), section("Log", ui.log)),
+    section("Resources", ui.resources),
+    section("Configuration", el("pre", { class: "config" }, JSON.stringify(job.config, null, 2))),
+    section("Artifacts", ui.artifacts));
+  return ui;
+}
+
+function resourceLine(r) {
+  const parts = [`CPU ${fmt.num(r.cpu_percent, 3)}%`, `RAM ${fmt.bytes(r.ram_used)} / ${fmt.bytes(r.ram_total)}`];
+  if (r.process_rss) parts.push(`training process ${fmt.bytes(r.process_rss)}`);
+  for (const gpu of r.gpus || []) parts.push(`GPU ${gpu.index ?? ""} ${gpu.name ?? ""} ${fmt.num(gpu.utilization_percent, 3)}% · ${fmt.bytes(gpu.memory_used)} / ${fmt.bytes(gpu.memory_total)}`);
+  return parts.join(" · ");
+}
+
+async function loadArtifacts(jobId, slot) {
+  try {
+    const page = await api("GET", `/api/jobs/${enc(jobId)}/artifacts`);
+    if (!page.data.length) { fill(slot, el("p", { class: "muted" }, "No artifacts yet.")); return; }
+    fill(slot, table(["file", "kind", "size", ""], page.data.map((a) => el("tr", {},
+      el("td", {}, el("code", {}, a.path)), el("td", {}, a.kind), el("td", {}, fmt.bytes(a.size)),
+      el("td", {}, el("button", { type: "button", class: "quiet", onclick: () => download(jobId, a, slot) }, "Download")))), "Artifacts"));
+  } catch (error) { showError(slot, error); }
+}
+
+async function download(jobId, artifact, slot) {
+  try {
+    const response = await api("GET", `/api/jobs/${enc(jobId)}/artifacts/${artifact.id}`, undefined, { raw: true });
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: artifact.path.split("/").pop() });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (error) { slot.prepend(errorBox(error)); }
+}
