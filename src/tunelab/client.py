@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -90,50 +91,112 @@ class Client:
         params: dict[str, Any] = {"limit": limit} | ({"job_id": job_id} if job_id else {})
         return self.request("GET", "/api/resources/recent", params=params)
 
+    # -- alerts, notifications, analytics -----------------------------------------------------
+    def alerts(self, state: str = "all", limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """Threshold alerts, newest first; ``state`` is active, resolved or all."""
+        return self.request("GET", "/api/alerts", params={"state": state, "limit": limit, "offset": offset})
+
+    def alert_thresholds(self) -> dict[str, Any]:
+        return self.request("GET", "/api/alerts/thresholds")
+
+    def set_alert_thresholds(self, enabled: dict[str, bool] | None = None, **values: float | None) -> dict[str, Any]:
+        """Change thresholds by the guide's names (``cpu_percent=80``); None goes back to the default."""
+        body: dict[str, Any] = dict(values) | ({"enabled": enabled} if enabled is not None else {})
+        return self.request("PUT", "/api/alerts/thresholds", json=body)
+
+    def check_alerts(self) -> dict[str, Any]:
+        """Run one monitor check now; answers the alerts it fired."""
+        return self.request("POST", "/api/alerts/check")
+
+    def notification_channels(self) -> dict[str, Any]:
+        return self.request("GET", "/api/notifications/channels")
+
+    def add_notification_channel(self, name: str, kind: str, **fields: Any) -> dict[str, Any]:
+        """``kind`` webhook or slack with ``url=``, or email with ``to=[...]``; optional events, min_level."""
+        return self.request("POST", "/api/notifications/channels", json={"name": name, "kind": kind, **fields})
+
+    def remove_notification_channel(self, channel_id: str) -> None:
+        self.request("DELETE", f"/api/notifications/channels/{quote(channel_id, safe='')}")
+
+    def test_notification(self, channel_id: str | None = None, message: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {k: v for k, v in {"channel_id": channel_id, "message": message}.items() if v}
+        return self.request("POST", "/api/notifications/test", json=body)
+
+    def analytics(self, days: int = 30) -> dict[str, Any]:
+        """Jobs per day, success rate, queue wait, CPU/GPU hours, popular models, datasets, hyperparameters."""
+        return self.request("GET", "/api/analytics", params={"days": days})
+
     # -- datasets -----------------------------------------------------------------------------
     def _upload(self, path: str, file: str | Path, fields: dict[str, Any]) -> Any:
         file = Path(file)
-        data = {k: (json.dumps(v) if isinstance(v, dict) else str(v)) for k, v in fields.items() if v}
+        data = {k: (json.dumps(v) if isinstance(v, dict | list) else str(v)) for k, v in fields.items() if v}
         with file.open("rb") as handle:
             return self.request("POST", path, files={"file": (file.name, handle)}, data=data)
 
     def upload_dataset(self, file: str | Path, *, name: str | None = None, description: str = "",
-                       format: str | None = None, mapping: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
-        fields = {"name": name, "description": description, "format": format, "mapping": mapping}
+                       format: str | None = None, mapping: dict[str, str] | None = None,
+                       tags: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+        fields = {"name": name, "description": description, "format": format, "mapping": mapping,
+                  "tags": list(tags)}  # fmt: skip
         return self._upload("/api/datasets", file, fields)
+
+    def preview_csv(self, file: str | Path, *, rows: int = 10) -> dict[str, Any]:
+        """The workflow guide's preview (``POST /api/preview-csv``) of any file tunelab reads; nothing is stored."""
+        file = Path(file)
+        with file.open("rb") as handle:
+            return self.request("POST", "/api/preview-csv", files={"file": (file.name, handle)}, params={"rows": rows})
 
     def preview_dataset(self, file: str | Path, *, format: str | None = None,
                         mapping: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
         return self._upload("/api/datasets/preview", file, {"format": format, "mapping": mapping})
 
-    def list_datasets(self, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-        return self.request("GET", "/api/datasets", params={"limit": limit, "offset": offset})
+    def list_datasets(self, limit: int = 100, offset: int = 0, tag: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset} | ({"tag": tag} if tag else {})
+        return self.request("GET", "/api/datasets", params=params)
 
     def get_dataset(self, dataset: str) -> dict[str, Any]:
-        return self.request("GET", f"/api/datasets/{dataset}")
+        return self.request("GET", f"/api/datasets/{quote(dataset, safe='')}")
 
     def dataset_versions(self, dataset: str) -> dict[str, Any]:
-        return self.request("GET", f"/api/datasets/{dataset}/versions")
+        return self.request("GET", f"/api/datasets/{quote(dataset, safe='')}/versions")
 
     def dataset_rows(self, dataset: str, *, version: str | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         params = {"offset": offset, "limit": limit} | ({"version": version} if version else {})
-        return self.request("GET", f"/api/datasets/{dataset}/rows", params=params)
+        return self.request("GET", f"/api/datasets/{quote(dataset, safe='')}/rows", params=params)
 
     def dataset_quality(self, dataset: str, version: str | None = None) -> dict[str, Any]:
-        return self.request("GET", f"/api/datasets/{dataset}/quality", params={"version": version} if version else {})
+        return self.request("GET", f"/api/datasets/{quote(dataset, safe='')}/quality", params={"version": version} if version else {})
 
     def repair_dataset(self, dataset: str, version: str | None = None) -> dict[str, Any]:
-        return self.request("POST", f"/api/datasets/{dataset}/repair", json={"version": version})
+        return self.request("POST", f"/api/datasets/{quote(dataset, safe='')}/repair", json={"version": version})
 
     def delete_dataset(self, dataset: str) -> None:
-        self.request("DELETE", f"/api/datasets/{dataset}")
+        self.request("DELETE", f"/api/datasets/{quote(dataset, safe='')}")
 
     # -- models -------------------------------------------------------------------------------
-    def list_models(self) -> dict[str, Any]:
-        return self.request("GET", "/api/models")
+    def list_models(self, query: str | None = None, *, category: str | None = None, provider: str | None = None,
+                    hub: bool | None = None, limit: int = 50) -> dict[str, Any]:
+        """The model browser's page ``{data, count, hub}``: local catalog and collection, plus Hub
+        matches when ``query`` is given (or ``hub=True``); ``hub`` says whether the Hub was reached."""
+        params = {"query": query, "category": category, "provider": provider, "limit": limit,
+                  "hub": None if hub is None else str(hub).lower()}
+        return self.request("GET", "/api/models", params={k: v for k, v in params.items() if v is not None})
 
-    def search_models(self, q: str, limit: int = 20) -> dict[str, Any]:
-        return self.request("GET", "/api/models/search", params={"q": q, "limit": limit})
+    def search_models(self, query: str | None = None, limit: int = 10, *, category: str | None = None,
+                      provider: str | None = None) -> list[dict[str, Any]]:
+        """The guide's search: a list of models (Hub text-generation models by downloads, then local
+        matches), each with id, name, provider, category, parameters, downloads, likes, description."""
+        params = {"query": query, "limit": limit, "category": category, "provider": provider}
+        return self.request("GET", "/api/models/search", params={k: v for k, v in params.items() if v is not None})
+
+    def check_model(self, model_id: str) -> dict[str, Any]:
+        """Whether ``model_id`` can be used now and why (``available``, ``status``, ``reason``, ``hub``)."""
+        return self.request("GET", f"/api/models/check/{quote(model_id, safe='')}")
+
+    def recommend_models(self, use_case: str | None = None) -> dict[str, Any]:
+        """Suggested models per use case (code, instruction_following, resource_constrained, multilingual)."""
+        params = {"use_case": use_case} if use_case else {}
+        return self.request("GET", "/api/models/recommendations", params=params)
 
     def model_info(self, name: str, batch_size: int | None = None, max_length: int | None = None) -> dict[str, Any]:
         """Facts and a memory estimate per method; unset sizes are the server's TrainConfig defaults."""
@@ -143,11 +206,13 @@ class Client:
     def model_available(self, name: str) -> bool:
         return bool(self.request("GET", "/api/models/available", params={"name": name})["available"])
 
-    def add_model(self, model_id: str, name: str = "") -> dict[str, Any]:
-        return self.request("POST", "/api/models", json={"id": model_id, "name": name})
+    def add_model(self, model_id: str, name: str = "", provider: str = "", category: str = "") -> dict[str, Any]:
+        """Add to the collection with the guide's body; provider and category are derived when empty."""
+        body = {"id": model_id, "name": name, "provider": provider, "category": category}
+        return self.request("POST", "/api/models", json=body)
 
     def remove_model(self, model_id: str) -> None:
-        self.request("DELETE", f"/api/models/{model_id}")
+        self.request("DELETE", f"/api/models/{quote(model_id, safe='/')}")
 
     # -- configurations -----------------------------------------------------------------------
     def save_configuration(self, model: str, dataset: str, hyperparameters: dict[str, Any] | None = None,
@@ -162,8 +227,11 @@ class Client:
         params = {k: v for k, v in {"model": model, "dataset": dataset}.items() if v}
         return self.request("GET", "/api/configurations", params=params)
 
-    def best_configuration(self, model: str, dataset: str) -> dict[str, Any]:
-        return self.request("GET", "/api/configurations/best", params={"model": model, "dataset": dataset})
+    def best_configuration(self, model: str | None = None, dataset: str | None = None,
+                           mode: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """The lowest eval loss over all saved configurations, narrowed by any filter given."""
+        params = {k: v for k, v in {"model": model, "dataset": dataset, "mode": mode}.items() if v}
+        return self.request("GET", "/api/configurations/best", params=params)
 
     # -- jobs ---------------------------------------------------------------------------------
     def create_job(self, model: str | None = None, dataset: str | None = None,
@@ -204,6 +272,20 @@ class Client:
     def retry_job(self, job_id: str) -> dict[str, Any]:
         return self.request("POST", f"/api/jobs/{job_id}/retry")
 
+    # Interventions on a running job: each answers {job, request} at once; the engine acts at its
+    # next step and answers with an event (request["answer_event"]) carrying data.request_id.
+    def checkpoint_job(self, job_id: str) -> dict[str, Any]:
+        """Save a checkpoint now and keep training."""
+        return self.request("POST", f"/api/jobs/{job_id}/checkpoint")
+
+    def set_learning_rate(self, job_id: str, learning_rate: float) -> dict[str, Any]:
+        """Train on at ``learning_rate`` from the next step (the schedule continues from it)."""
+        return self.request("POST", f"/api/jobs/{job_id}/learning-rate", json={"learning_rate": learning_rate})
+
+    def stop_early(self, job_id: str) -> dict[str, Any]:
+        """End now with the current weights: the output is saved and the job completes."""
+        return self.request("POST", f"/api/jobs/{job_id}/stop-early")
+
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/api/jobs/{job_id}")
 
@@ -239,6 +321,70 @@ class Client:
 
     def compare_jobs(self, job_ids: Sequence[str], metrics: Sequence[str] = ("loss", "eval_loss")) -> dict[str, Any]:
         return self.request("POST", "/api/jobs/compare", json={"job_ids": list(job_ids), "metrics": list(metrics)})
+
+    def submit_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/jobs`` with a body as the workflow guide writes it (``configuration``, ``modelSaving``...)."""
+        return self.request("POST", "/api/jobs", json=body)
+
+    # -- training monitor (the guide's "Training API") ----------------------------------------
+    def training_status(self, job_id: str) -> dict[str, Any]:
+        """One job: status, iteration of total, progress, latest losses, ETA, queue wait."""
+        return self.request("GET", f"/api/training/status/{job_id}")
+
+    def training_summary(self) -> dict[str, Any]:
+        """Jobs per state, the running ones with progress and throughput, queue wait times."""
+        return self.request("GET", "/api/training/summary")
+
+    def training_losses(self, last_n: int | None = None, job_id: str | None = None) -> dict[str, Any]:
+        """Loss points of ``job_id`` (default: the running job, else the latest started)."""
+        params = {k: v for k, v in {"last_n": last_n, "job_id": job_id}.items() if v is not None}
+        return self.request("GET", "/api/training/losses", params=params)
+
+    def training_resources(self) -> dict[str, Any]:
+        return self.request("GET", "/api/training/resources/current")
+
+    def follow_training(self, job_id: str, after: int | None = None, *, retry_s: float = 1.0,
+                        max_retries: int = 60) -> Iterator[dict[str, Any]]:  # fmt: skip
+        """Yield ``/ws/training/{id}`` messages until the job ends, reconnecting from the cursor.
+
+        ``training`` messages (one per logged step: ``training.train_loss``,
+        ``iteration``, ``total``, ``progress``, ``eta_s``, ``resources``) and
+        ``status`` messages; the last is ``{"type": "end", "status": ...}``. A
+        dropped connection reconnects with ``?after=<last id>``, so nothing is
+        missed or repeated. Errors from the server raise ``TunelabError``.
+        """
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        ws_url = "ws" + self.base_url[len("http"):] + f"/ws/training/{job_id}"
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        cursor, failures = after, 0
+        while True:
+            url = ws_url + (f"?after={cursor}" if cursor is not None else "")
+            try:
+                with connect(url, additional_headers=headers, open_timeout=10) as socket:
+                    for raw in socket:
+                        message = json.loads(raw)
+                        failures = 0
+                        if message.get("type") == "error":
+                            error = message["error"]
+                            raise TunelabError(error.get("message", "stream error"), error.get("hint", ""),
+                                               code=error.get("code", "error"))  # fmt: skip
+                        if message.get("id") is not None:
+                            cursor = int(message["id"])
+                        yield message
+                        if message.get("type") == "end":
+                            return
+            except (OSError, WebSocketException):
+                pass  # server restarting or connection dropped: reconnect from the cursor
+            failures += 1
+            if failures > max_retries:
+                raise TunelabError(
+                    f"lost the training stream of job {job_id} and could not reconnect",
+                    f"check the server at {self.base_url}; resume with after={cursor}",
+                    code="unreachable",
+                )
+            time.sleep(retry_s)
 
     def wait_job(self, job_id: str, timeout_s: float = 3600.0, poll_s: float = 1.0) -> dict[str, Any]:
         """Poll until the job is completed, failed or cancelled; returns the job."""

@@ -25,16 +25,68 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest dataset file accepted, in bytes."
     )
+    preview_max_bytes: int = Field(
+        default=50 * 1024**2,
+        ge=1,
+        description="Largest file POST /api/preview-csv accepts, in bytes (the guide's 50 MB); "
+        "TUNELAB_PREVIEW_MAX_BYTES.",
+    )
     offline: bool = Field(
         default=False, description="Never contact the Hugging Face Hub (also HF_HUB_OFFLINE=1)."
+    )
+    hub_endpoint: str = Field(
+        default="", description="Hugging Face Hub address for model search; empty means HF_ENDPOINT or huggingface.co."
+    )
+    hub_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Longest wait for the Hub in a search or check; then local results only."
+    )
+    hub_retry_s: float = Field(
+        default=30.0, ge=0, description="After the Hub failed, how long searches skip it before trying again."
     )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8420, ge=1, le=65535, description="Port the server listens on.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
+    price_per_gpu_hour: float = Field(
+        default=0.0, ge=0, description="What one GPU hour costs (any currency); `cost` in job comparisons."
+    )
+    price_per_cpu_hour: float = Field(
+        default=0.0, ge=0, description="What one hour of a job trained without a GPU costs; `cost` in comparisons."
+    )
     require_token: bool = Field(
         default=False,
         description="Demand a bearer token on every API call even on 127.0.0.1 "
         "(always on when binding another address).",
+    )
+    # Threshold alerts (defaults from the users' guide); `PUT /api/alerts/thresholds` overrides them in the store.
+    alert_cpu_percent: float = Field(default=90.0, ge=0, le=100, description="Alert when CPU use reaches this percent.")
+    alert_memory_percent: float = Field(
+        default=85.0, ge=0, le=100, description="Alert when RAM use reaches this percent."
+    )
+    alert_gpu_temp: float = Field(
+        default=85.0, ge=0, le=200, description="Alert when any GPU reaches this temperature (°C)."
+    )
+    alert_error_rate: float = Field(
+        default=5.0, ge=0, le=100, description="Alert when this percent of the jobs that ended in the window failed."
+    )
+    alert_response_time: float = Field(
+        default=2000.0, ge=0, description="Alert when the API's p95 response time reaches this many milliseconds."
+    )
+    alert_error_rate_window_s: float = Field(
+        default=24 * 3600.0, gt=0, description="Jobs that ended this many seconds back count for the error rate."
+    )
+    monitor_interval_s: float = Field(
+        default=30.0, ge=0, description="Seconds between the API process's resource samples and alert checks; 0 turns the loop off."
+    )
+    notify_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds one notification delivery (webhook or SMTP) may take."
+    )
+    smtp_host: str = Field(default="localhost", description="SMTP server for email channels.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str = Field(default="", description="SMTP login; empty sends without logging in.")
+    smtp_password: str = Field(default="", description="SMTP password (only from the environment, never stored).")
+    smtp_from: str = Field(default="tunelab@localhost", description="Sender address of notification emails.")
+    smtp_security: str = Field(
+        default="none", pattern="^(none|starttls|ssl)$", description="none, starttls or ssl (implicit TLS)."
     )
 
     @property

@@ -96,20 +96,104 @@ def test_oversize_chunked_upload_is_stopped_while_streaming(tunelab_home: Path) 
     assert ok.status_code == 201, ok.text
 
 
-def test_path_like_names_are_refused(client: TestClient, chat_file: Path, settings: Settings) -> None:
+def test_names_are_labels_never_paths(client: TestClient, chat_file: Path, settings: Settings) -> None:
+    """Any printable name is accepted, path-like ones too, and nothing is ever written under it."""
     data = chat_file.read_bytes()
     for name in ("../evil", "a/b", "..", "x\\y", "/etc/passwd"):
         response = client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": name})
-        assert "name" in assert_error(response, 422, "invalid_input")["message"]
-    job = {"configuration": {"model": "m", "dataset": str(chat_file)}, "save": {"model_name": "../../x"}}
-    assert "model_name" in assert_error(client.post("/api/jobs", json=job), 422, "invalid_input")["message"]
-    config = {"name": "../x", "model": "m", "dataset": "d"}
-    assert_error(client.post("/api/configurations", json=config), 422, "invalid_input")
-    # a path-like *file name* is only a label: the file lands under a server id
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == name
+        assert client.get(f"/api/datasets/{response.json()['id']}").json()["name"] == name
+    assert client.get("/api/datasets").json()["count"] == 5
+    assert [p.name for p in settings.datasets_dir.iterdir()] == [response.json()["version"]["id"]]
+    assert not (settings.home.parent / "evil").exists() and not (settings.home / "a").exists()
+    # a path-like *file name* is only a label too: the file lands under a server id
     response = client.post("/api/datasets", files={"file": ("../../../escape.jsonl", data)})
     assert response.status_code == 201, response.text
     assert not (settings.home.parent / "escape.jsonl").exists()
     assert not any("escape" in p.name for p in settings.home.parent.rglob("*"))
+
+
+CONTROL = ["bad\x00name", "two\nlines", "tab\there", "bell\x07", "esc\x1b[31m", "c1\x85", "sep\u2028x"]
+
+
+def test_control_characters_are_refused_everywhere(client: TestClient, chat_file: Path) -> None:
+    data = chat_file.read_bytes()
+    for name in CONTROL:
+        response = client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": name})
+        error = assert_error(response, 422, "invalid_input")
+        assert "control character" in error["message"] and "`name`" in error["message"]
+    assert "white space" in assert_error(
+        client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "   "}), 422, "invalid_input"
+    )["message"]
+    assert "200" in assert_error(
+        client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "x" * 201}), 422, "invalid_input"
+    )["message"]
+    tags = client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "ok", "tags": '["a\\u0000"]'})
+    assert "tags" in assert_error(tags, 422, "invalid_input")["message"]
+    job = {"configuration": {"model": "tiny-model", "dataset": str(chat_file)}, "name": "job\r\nname"}
+    assert "`name`" in assert_error(client.post("/api/jobs", json=job), 422, "invalid_input")["message"]
+    job = {"configuration": {"model": "tiny-model", "dataset": str(chat_file)}, "save": {"model_name": "m\x00"}}
+    assert "model_name" in assert_error(client.post("/api/jobs", json=job), 422, "invalid_input")["message"]
+    config = {"name": "conf\x1f", "model": "m", "dataset": "d"}
+    assert_error(client.post("/api/configurations", json=config), 422, "invalid_input")
+    assert client.get("/api/datasets").json()["count"] == 0
+
+
+UNICODE_NAMES = ["Customer Support Q&A", "客服数据", "Résumé (v2) – l'équipe", "Ünïcödé 😀 & <tags>"]
+
+
+def test_unicode_names_upload_list_and_become_a_jobs_dataset(client: TestClient, chat_file: Path,
+                                                             settings: Settings) -> None:  # fmt: skip
+    from urllib.parse import quote
+
+    data = chat_file.read_bytes()
+    ids = {}
+    for name in UNICODE_NAMES:
+        response = client.post("/api/datasets", files={"file": ("c.jsonl", data)},
+                               data={"name": name, "tags": "support, 多语言"})  # fmt: skip
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == name and response.json()["tags"] == ["support", "多语言"]
+        ids[name] = response.json()["id"]
+    listed = {row["name"]: row for row in client.get("/api/datasets").json()["data"]}
+    assert set(listed) == set(UNICODE_NAMES)
+    for name in UNICODE_NAMES:  # by id, and by name in the URL (percent-encoded)
+        assert client.get(f"/api/datasets/{ids[name]}").json()["name"] == name
+        assert client.get(f"/api/datasets/{quote(name, safe='')}").json()["id"] == ids[name]
+        rows = client.get(f"/api/datasets/{quote(name, safe='')}/rows", params={"limit": 1}).json()
+        assert rows["count"] == 12
+    # folders come from ids, never names
+    assert not any(n in p.name for p in settings.home.rglob("*") for n in ("Customer", "客服"))
+
+    for name in ("Customer Support Q&A", "客服数据"):
+        body = {"name": f"Train on {name}", "tags": ["guide"],
+                "configuration": {"model": "tiny-model", "dataset": name, "hyperparameters": {"max_steps": 1}}}  # fmt: skip
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code == 201, response.text
+        job = response.json()
+        assert job["name"] == f"Train on {name}" and job["config"]["dataset"] == name
+        assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "queued"
+
+
+def test_tags_are_stored_merged_and_filter_the_list(client: TestClient, chat_file: Path) -> None:
+    data = chat_file.read_bytes()
+    first = client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "one", "tags": '["support", "en"]'})
+    assert first.json()["tags"] == ["support", "en"]
+    client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "two", "tags": "code"})
+    client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "three"})
+    again = client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "one", "tags": "v2, en"})
+    assert again.json()["tags"] == ["support", "en", "v2"]  # a new upload adds tags, keeps the old ones
+    assert client.get("/api/datasets/three").json()["tags"] == []
+
+    def names(tag: str) -> list[str]:
+        page = client.get("/api/datasets", params={"tag": tag}).json()
+        assert page["count"] == len(page["data"])
+        return sorted(row["name"] for row in page["data"])
+
+    assert names("en") == ["one"] and names("code") == ["two"] and names("nope") == []
+    assert client.get("/api/datasets").json()["count"] == 3
+    assert_error(client.post("/api/datasets", files={"file": ("c.jsonl", data)}, data={"name": "x", "tags": "[oops"}),
+                 422, "invalid_input")  # fmt: skip
 
 
 def test_repair_makes_a_new_version(client: TestClient) -> None:
@@ -157,11 +241,23 @@ def test_a_dataset_imported_with_the_cli_is_listed_by_the_api(client: TestClient
     assert not any(settings.datasets_dir.iterdir())
 
 
-def test_cli_import_refuses_a_path_like_name(chat_file: Path) -> None:
+def test_cli_import_takes_any_label_and_tags_but_refuses_control_characters(chat_file: Path, client: TestClient,
+                                                                          settings: Settings) -> None:  # fmt: skip
     from typer.testing import CliRunner
 
     from tunelab.cli.main import app
 
-    result = CliRunner().invoke(app, ["datasets", "import", str(chat_file), "--name", "../escape"])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, InvalidInput) and "--name" in result.exception.message
+    runner = CliRunner()
+    result = runner.invoke(app, ["datasets", "import", str(chat_file), "--name", "../客服 Q&A", "--tag", "support",
+                                 "--tag", "zh"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    dataset = client.get("/api/datasets", params={"tag": "zh"}).json()["data"][0]
+    assert dataset["name"] == "../客服 Q&A" and dataset["tags"] == ["support", "zh"]
+    assert not (settings.home.parent / "客服 Q&A").exists()
+    listed = runner.invoke(app, ["datasets", "list", "--tag", "support"])
+    assert listed.exit_code == 0 and "support, zh" in listed.output
+    assert "客服" not in runner.invoke(app, ["datasets", "list", "--tag", "other"]).output
+
+    refused = runner.invoke(app, ["datasets", "import", str(chat_file), "--name", "bad\x07name"])
+    assert refused.exit_code != 0
+    assert isinstance(refused.exception, InvalidInput) and "--name" in refused.exception.message

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from tests.api.conftest import CHAT_ROWS, assert_error
+from tests.hub_fixtures import FakeHub
 from typer.testing import CliRunner
 
 from tunelab.training.methods import METHODS
@@ -67,7 +68,99 @@ def test_info_lists_every_method_with_trainconfig_defaults(client: TestClient) -
 
 
 def test_search_matches_words_in_the_catalog(client: TestClient) -> None:
-    found = client.get("/api/models/search", params={"q": "smollm2 instruct"}).json()
-    assert [m["id"] for m in found["data"]] == ["smollm2-135m-instruct"]
-    assert client.get("/api/models/search", params={"q": "no-such-words"}).json()["count"] == 0
+    found = client.get("/api/models/search", params={"q": "smollm2 instruct"})
+    assert [m["id"] for m in found.json()] == ["smollm2-135m-instruct"]
+    # Offline (the suite's HF_HUB_OFFLINE=1): local results, and the headers say the Hub was not reached.
+    assert found.headers["X-Tunelab-Hub-Reached"] == "false" and "HF_HUB_OFFLINE" in found.headers["X-Tunelab-Hub-Reason"]
+    assert client.get("/api/models/search", params={"query": "no-such-words"}).json() == []
     assert_error(client.get("/api/models/search", params={"q": ""}), 422, "invalid_input")
+
+
+GUIDE_MODEL = {
+    "id": "meta-llama/Llama-3.1-8B-Instruct",
+    "name": "Llama 3.1 8B Instruct",
+    "provider": "Meta",
+    "category": "Instruction Following",
+}
+
+
+def test_the_guides_model_calls_against_a_hub(client: TestClient, online_hub: FakeHub) -> None:
+    """Stage 2 of the workflow guide, call for call: search, add to the collection, check."""
+    found = client.get("/api/models/search?query=llama&limit=5")
+    assert found.status_code == 200 and found.headers["X-Tunelab-Hub-Reached"] == "true"
+    models = found.json()
+    assert isinstance(models, list) and len(models) == 5
+    selected = models[0]
+    assert {k: selected[k] for k in GUIDE_MODEL} == GUIDE_MODEL
+    assert (selected["parameters"], selected["downloads"], selected["likes"]) == ("8B", 50_000, 1_200)
+    assert selected["description"] and selected["parameter_count"] == 8_030_261_248 and selected["size_bytes"] > 0
+    assert [m["downloads"] for m in models] == sorted((m["downloads"] for m in models), reverse=True)
+
+    added = client.post("/api/models", json=GUIDE_MODEL)
+    assert added.status_code == 201, added.text
+    assert {k: added.json()[k] for k in GUIDE_MODEL} == GUIDE_MODEL and added.json()["downloads"] == 50_000
+
+    check = client.get("/api/models/check/meta-llama%2FLlama-3.1-8B-Instruct")
+    assert check.status_code == 200, check.text
+    body = check.json()
+    assert body["id"] == GUIDE_MODEL["id"] and body["in_collection"] and body["hub"]["reached"]
+    assert (body["status"], body["available"]) == ("gated", False) and body["reason"]
+
+    page = client.get("/api/models", params={"provider": "Meta", "category": "instruction-following"}).json()
+    mine = [m for m in page["data"] if m["in_collection"]]
+    assert [m["id"] for m in mine] == [GUIDE_MODEL["id"]] and mine[0]["category"] == "Instruction Following"
+    assert page["hub"] == {"searched": False, "reached": False, "reason": "", "endpoint": online_hub.url}
+    searched = client.get("/api/models", params={"query": "llama", "category": "Code Generation"}).json()
+    assert searched["hub"]["reached"] and [m["id"] for m in searched["data"]] == ["codellama/CodeLlama-7b-Instruct-hf"]
+    # The Hub answering "no such model" is a 404 in the one error shape.
+    assert_error(client.post("/api/models", json={"id": "nobody/no-such-model"}), 404, "not_found")
+
+
+def test_collection_and_check_work_offline(client: TestClient) -> None:
+    added = client.post("/api/models", json=GUIDE_MODEL)
+    assert added.status_code == 201, added.text
+    assert added.json()["category"] == "Instruction Following" and added.json()["info"]["hub"]["reached"] is False
+    derived = client.post("/api/models", json={"id": "TinyLlama/TinyLlama-1.1B-Chat-v1.0"}).json()
+    assert (derived["provider"], derived["category"], derived["parameters"]) == ("TinyLlama", "Compact Models", "1.1B")
+    check = client.get("/api/models/check/meta-llama%2FLlama-3.1-8B-Instruct").json()
+    assert (check["status"], check["available"], check["in_collection"]) == ("offline", False, True)
+    assert "HF_HUB_OFFLINE" in check["reason"] and check["hint"]
+    builtin = client.get("/api/models/check/smollm2-135m-instruct").json()
+    assert (builtin["status"], builtin["available"]) == ("builtin", True)
+    listed = client.get("/api/models").json()
+    assert {"smollm2-135m-instruct", GUIDE_MODEL["id"]} <= {m["id"] for m in listed["data"]}
+    assert listed["hub"]["searched"] is False
+
+
+def test_recommendations_and_meta_lists(client: TestClient) -> None:
+    from tunelab.models.categories import CATEGORIES
+
+    meta = client.get("/api/meta").json()
+    assert meta["model_categories"] == list(CATEGORIES)
+    assert set(meta["model_use_cases"]) == {"code", "instruction_following", "resource_constrained", "multilingual"}
+    every = client.get("/api/models/recommendations").json()
+    assert set(every["recommendations"]) == set(meta["model_use_cases"])
+    code = client.get("/api/models/recommendations", params={"use_case": "code"}).json()["recommendations"]["code"]
+    assert code[0]["id"] == "codellama/CodeLlama-7b-Instruct-hf" and all(r["reason"] for r in code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/api/models/search", {"params": {"query": "x", "limit": 0}}, 422, "invalid_input"),
+        ("GET", "/api/models/search", {"params": {"query": "x", "limit": "many"}}, 422, "invalid_input"),
+        ("GET", "/api/models/search", {"params": {"query": "x", "category": "Cooking"}}, 422, "invalid_input"),
+        ("GET", "/api/models", {"params": {"category": "Cooking"}}, 422, "invalid_input"),
+        ("GET", "/api/models", {"params": {"hub": "perhaps"}}, 422, "invalid_input"),
+        ("GET", "/api/models/recommendations", {"params": {"use_case": "cooking"}}, 422, "invalid_input"),
+        ("POST", "/api/models", {"json": {"id": 42}}, 422, "invalid_input"),
+        ("POST", "/api/models", {"json": {"id": "a/b", "category": "Cooking"}}, 422, "invalid_input"),
+        ("POST", "/api/models", {"json": {"id": "a/b", "name": "bad\nname"}}, 422, "invalid_input"),
+        ("POST", "/api/models", {"json": {"id": "a/b", "colour": "red"}}, 422, "invalid_input"),
+        ("POST", "/api/models", {"json": {"id": "not a model"}}, 404, "not_found"),
+    ],
+)
+def test_bad_model_requests_are_4xx_in_the_one_shape(
+    client: TestClient, method: str, path: str, kwargs: dict, status: int, code: str
+) -> None:
+    assert_error(client.request(method, path, **kwargs), status, code)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.api.live import thread_server
+from tests.hub_fixtures import FakeHub
 from typer.testing import CliRunner
 
 from tunelab.api import create_app
@@ -138,3 +139,42 @@ def test_cli_tokens(tunelab_home: Path) -> None:
         assert runner.invoke(cli, ["tokens", "revoke", "laptop"]).exit_code == 0
         with pytest.raises(TunelabError):
             Client(base, secret).list_jobs()
+
+
+def test_sdk_model_search_check_add_and_recommendations(url: str, online_hub: FakeHub) -> None:
+    """The guide's SDK flow: search_models(...)[0] is a model the job body can carry."""
+    with Client(url) as client:
+        models = client.search_models("llama", limit=5)
+        assert [m["id"] for m in models][:2] == ["meta-llama/Llama-3.1-8B-Instruct", "TinyLlama/TinyLlama-1.1B-Chat-v1.0"]
+        assert {"id", "name", "provider", "category", "parameters", "downloads", "likes", "description"} <= set(models[0])
+        page = client.list_models("llama", category="Compact Models")
+        assert page["hub"]["reached"] and {m["category"] for m in page["data"]} == {"Compact Models"}
+        added = client.add_model("mistralai/Mistral-7B-Instruct-v0.3", provider="Mistral AI", category="instruction-following")
+        assert (added["provider"], added["category"], added["likes"]) == ("Mistral AI", "Instruction Following", 1_500)
+        check = client.check_model("mistralai/Mistral-7B-Instruct-v0.3")
+        assert (check["status"], check["available"], check["in_collection"]) == ("on_hub", True, True)
+        assert client.check_model("nobody/no-such-model")["status"] == "not_found"
+        found = client.recommend_models("multilingual")["recommendations"]["multilingual"]
+        assert any(r["id"] == "FacebookAI/xlm-roberta-base" and not r["causal_lm"] for r in found)
+        with pytest.raises(TunelabError) as error:
+            client.add_model("a/b", category="Cooking")
+        assert error.value.code == "invalid_input"
+        client.remove_model("mistralai/Mistral-7B-Instruct-v0.3")
+        assert not any(m["in_collection"] for m in client.list_models()["data"])
+
+
+def test_sdk_previews_and_stores_unicode_named_tagged_datasets(url: str, tmp_path: Path) -> None:
+    """The guide's upload flow on the SDK: preview, check the columns, store under any label, list by tag."""
+    csv_file = tmp_path / "dataset.csv"
+    csv_file.write_text("input,output\n" + "".join(f"q{i},a{i}\n" for i in range(20)), encoding="utf-8")
+    with Client(url) as client:
+        preview = client.preview_csv(csv_file, rows=2)
+        assert preview["statistics"] == {"total_rows": 20, "total_columns": 2, "has_required_columns": True}
+        assert preview["data"] == [{"input": "q0", "output": "a0"}, {"input": "q1", "output": "a1"}]
+        for name in ("Customer Support Q&A", "客服数据", "what? #1 & more"):
+            stored = client.upload_dataset(csv_file, name=name, tags=["support", name[:2]])
+            assert stored["name"] == name and stored["tags"] == ["support", name[:2]]
+            assert client.get_dataset(name)["id"] == stored["id"]  # names with ? # & are quoted in the URL
+            assert client.dataset_rows(name, limit=1)["count"] == 20
+        assert client.list_datasets(tag="support")["count"] == 3
+        assert [d["name"] for d in client.list_datasets(tag="客服")["data"]] == ["客服数据"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from tunelab.errors import ConfigError, DatasetError, NotFound
+from tunelab.errors import ConfigError, DatasetError, InvalidInput, NotFound
 from tunelab.jobs import datasets as dataset_service
 from tunelab.jobs import service
 from tunelab.jobs.trainconfig import build_train_config
@@ -148,3 +148,30 @@ def test_a_job_naming_a_stored_dataset_trains_on_its_file(
     with pytest.raises(ConfigError) as info:
         service.create_job(session, make_config(dataset="never-imported"))
     assert "never-imported" in info.value.message
+
+
+def test_unicode_names_and_tags_on_sqlite_and_postgres(session: Session, dataset_file: Path) -> None:
+    """Labels of any script are stored as given (PostgreSQL's varchar(200) counts characters), tags filter."""
+    long_cjk = "数" * 200  # 200 characters, 600 UTF-8 bytes: fits the column
+    for name, tags in (("Customer Support Q&A", ["support", "en"]), ("客服数据", ["support", "zh"]),
+                       (long_cjk, [])):  # fmt: skip
+        dataset, version = dataset_service.ingest(session, dataset_file, name=name, tags=tags)
+        assert dataset.name == name and dataset.tags == tags
+        assert dataset_service.resolve(session, name) == version.path
+    assert _folders() == [version.id]  # one content-addressed folder, no folder named after a dataset
+    dataset_service.ingest(session, dataset_file, name="客服数据", tags=["zh", "v2"])
+    session.expire_all()
+    assert catalog.get_dataset(session, "客服数据").tags == ["support", "zh", "v2"]
+    support, total = dataset_service.list_datasets(session, tag="support")
+    assert total == 2 and {d.name for d in support} == {"Customer Support Q&A", "客服数据"}
+    assert [d.name for d in dataset_service.list_datasets(session, tag="v2")[0]] == ["客服数据"]
+    assert dataset_service.list_datasets(session)[1] == 3
+    # a job names the dataset by its label
+    job = service.create_job(session, {"model": "tiny", "dataset": "Customer Support Q&A", "hyperparameters": {}},
+                             name="支持 (v1)", tags=["guide"], submit=False)  # fmt: skip
+    assert job.name == "支持 (v1)" and job.tags == ["guide"]
+    assert build_train_config(session, job.config)["dataset"] == version.path
+    with pytest.raises(InvalidInput, match="control character"):
+        dataset_service.ingest(session, dataset_file, name="new\nline")
+    with pytest.raises(InvalidInput, match="at most 200"):
+        dataset_service.ingest(session, dataset_file, name=long_cjk + "x")

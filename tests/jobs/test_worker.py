@@ -12,20 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.jobs.helpers import wait_for_job
 
 from tunelab.jobs import service
-from tunelab.jobs.worker import Worker
-from tunelab.store.db import session_factory
 
 FAST = {"max_rows": 40, "max_length": 96, "batch_size": 2, "output": {"evaluate": False}}
-
-
-@pytest.fixture
-def sqlite_factory(tunelab_home: Path) -> sessionmaker[Session]:
-    return session_factory(f"sqlite:///{tunelab_home / 'tunelab.db'}")
-
-
-@pytest.fixture
-def worker(sqlite_factory: sessionmaker[Session]) -> Worker:
-    return Worker(sqlite_factory, tick_s=0.2, sample_s=0.5, grace_s=20, lease_s=10)
 
 
 def _create(factory: sessionmaker[Session], make_config: Callable, model: Path, **kw: object) -> str:  # type: ignore[type-arg]

@@ -14,8 +14,8 @@ from tunelab.store.db import get_engine, init_db, is_sqlite
 from tunelab.store.models import Job, Metric
 
 TABLES = {
-    "alembic_version", "api_tokens", "artifacts", "checkpoints", "configurations", "dataset_versions",
-    "datasets", "job_events", "jobs", "metrics", "models", "resource_samples",
+    "alembic_version", "alert_thresholds", "alerts", "api_tokens", "artifacts", "checkpoints", "configurations", "dataset_versions",
+    "datasets", "job_events", "jobs", "metrics", "models", "notification_channels", "resource_samples",
 }
 
 
@@ -23,7 +23,7 @@ def test_migrations_reach_head_and_are_idempotent(db_url: str) -> None:
     engine = init_db(db_url)
     assert set(inspect(engine).get_table_names()) == TABLES
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     from alembic import command
     from alembic.config import Config
 
@@ -115,3 +115,17 @@ def test_metrics_unique_per_job_and_step(session: Session) -> None:
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
+
+
+def test_dataset_tags_column_from_0002_defaults_to_an_empty_list(db_url: str, session: Session) -> None:
+    engine = init_db(db_url)
+    assert "tags" in {column["name"] for column in inspect(engine).get_columns("datasets")}
+    with engine.begin() as connection:  # a row written without tags (as before 0002) reads back as []
+        connection.execute(text("INSERT INTO datasets (id, name, description, created_at) "
+                                "VALUES ('ds-old', 'old', '', CURRENT_TIMESTAMP)"))  # fmt: skip
+    assert catalog.get_dataset(session, "old").tags == []
+    catalog.register_dataset_version(session, name="old", version_id="v1", path="/p", tags=["a", "b"])
+    catalog.register_dataset_version(session, name="old", version_id="v2", path="/q", tags=["b", "c"])
+    session.expire_all()
+    assert catalog.get_dataset(session, "old").tags == ["a", "b", "c"]
+    assert [d.name for d in catalog.list_datasets(session, tag="c")[0]] == ["old"]

@@ -98,6 +98,9 @@ def test_no_list_the_api_owns_is_copied_into_the_page() -> None:
     from tunelab.datasets.formats import FORMATS
     from tunelab.datasets.readers import SUFFIXES
     from tunelab.jobs.states import JobStatus
+    from tunelab.models.categories import CATEGORIES, USE_CASES
+    from tunelab.monitor.alerts import RULES
+    from tunelab.monitor.notify import EVENTS, KINDS
     from tunelab.training.config import FIELD_GROUPS
     from tunelab.training.methods import METHODS
 
@@ -108,6 +111,11 @@ def test_no_list_the_api_owns_is_copied_into_the_page() -> None:
         "methods": set(METHODS),
         "main fields": set(FIELD_GROUPS["main"]),
         "priorities": {"high", "medium", "low"},
+        "model categories": set(CATEGORIES),
+        "model use cases": set(USE_CASES),
+        "alert rules": set(RULES),
+        "notification kinds": set(KINDS),
+        "notification events": set(EVENTS),
     }
     text = "\n".join(path.read_text() for path in _own_scripts())
     literals = re.findall(r"\[[^\[\]]*\]", text)

@@ -4,11 +4,17 @@
 unsafe bind (no token while one is required), installs the error handlers,
 CORS for the configured origins only and a request-size guard, and mounts one
 router per resource. It starts no worker: ``tunelab serve`` does that, so the
-API can restart while training goes on.
+API can restart while training goes on. It does start the monitor loop
+(``tunelab.monitor.alerts.MonitorLoop``, every ``monitor_interval_s``) for the
+app's lifetime, because the API response times that loop checks are measured
+here, by ``ResponseTimer``.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,11 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tunelab import __version__
 from tunelab.api.auth import check_startup
 from tunelab.api.errors import error_body, install_error_handlers
+from tunelab.monitor.alerts import MonitorLoop, ResponseTimes
 from tunelab.settings import Settings, get_settings
 
 # JSON bodies are small; only upload routes may stream up to max_upload_bytes.
 MAX_JSON_BYTES = 8 * 1024 * 1024
 UPLOAD_PATHS = ("/api/datasets", "/api/datasets/preview", "/v1/files")
+PREVIEW_PATH = "/api/preview-csv"  # the guide's preview: its own, smaller limit (preview_max_bytes)
 MULTIPART_OVERHEAD = 64 * 1024
 
 
@@ -33,9 +41,10 @@ class BodySizeLimit:
     body announces no length.
     """
 
-    def __init__(self, app: ASGIApp, max_upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, preview_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_upload_bytes = max_upload_bytes
+        self.preview_max_bytes = preview_max_bytes or max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -44,22 +53,54 @@ class BodySizeLimit:
             limit = (
                 self.max_upload_bytes + MULTIPART_OVERHEAD if path in UPLOAD_PATHS else MAX_JSON_BYTES
             )
+            if path == PREVIEW_PATH:
+                limit = self.preview_max_bytes + MULTIPART_OVERHEAD
             if length is not None and length.isdigit() and int(length) > limit:
-                await _send_413(send, int(length), limit)
+                await _send_413(send, int(length), limit, preview=path == PREVIEW_PATH,
+                                file_limit=self.preview_max_bytes)  # fmt: skip
                 return
         await self.app(scope, receive, send)
 
 
-async def _send_413(send: Send, length: int, limit: int) -> None:
+class ResponseTimer:
+    """Adds each HTTP request's time to first response byte to a rolling window (``ResponseTimes``).
+
+    Time to the response start, not to the end of the body, so a long SSE
+    stream or a large download counts as fast as its server was to answer.
+    """
+
+    def __init__(self, app: ASGIApp, window: ResponseTimes) -> None:
+        self.app, self.window = app, window
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        recorded = False
+
+        async def timed_send(message: Any) -> None:
+            nonlocal recorded
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True
+                self.window.add((time.perf_counter() - started) * 1000.0)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
+async def _send_413(send: Send, length: int, limit: int, *, preview: bool = False, file_limit: int = 0) -> None:
     import json
 
-    body = json.dumps(
-        error_body(
-            "payload_too_large",
-            f"request body of {length} bytes exceeds the limit of {limit} bytes",
-            "send a smaller file, or raise TUNELAB_MAX_UPLOAD_BYTES on the server",
-        )
-    ).encode()
+    if preview:  # the guide's sentence, as the streamed check in uploads.py says it
+        from tunelab.datasets.inspection import size_limit_sentence
+
+        message = f"{size_limit_sentence(file_limit)} (request body of {length:,} bytes)"
+        hint = f"send a file of at most {file_limit:,} bytes, or raise TUNELAB_PREVIEW_MAX_BYTES on the server"
+    else:
+        message = f"request body of {length} bytes exceeds the limit of {limit} bytes"
+        hint = "send a smaller file, or raise TUNELAB_MAX_UPLOAD_BYTES on the server"
+    body = json.dumps(error_body("payload_too_large", message, hint)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -76,8 +117,24 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
         folder.mkdir(parents=True, exist_ok=True)
     sessions = session_factory(settings.resolved_database_url)
     check_startup(settings, sessions)
+    response_times = ResponseTimes()
+    outer_lifespan = fastapi_kwargs.pop("lifespan", None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = MonitorLoop(sessions, settings, response_times).start()
+        app.state.monitor = loop
+        try:
+            if outer_lifespan is None:
+                yield
+            else:
+                async with outer_lifespan(app):
+                    yield
+        finally:
+            loop.stop()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="tunelab",
         version=__version__,
         description="Self-hosted LLM fine-tuning studio: datasets, models, configurations, "
@@ -86,6 +143,7 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
     )
     app.state.settings = settings
     app.state.sessions = sessions
+    app.state.response_times = response_times
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -98,5 +156,7 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
             allow_credentials=False,
         )
-    app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes,
+                       preview_max_bytes=settings.preview_max_bytes)  # fmt: skip
+    app.add_middleware(ResponseTimer, window=response_times)  # outermost: times every request
     return app

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -16,7 +15,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
 from tunelab.api.auth import Principal, require_scope
-from tunelab.errors import InvalidInput
 from tunelab.settings import Settings
 
 
@@ -39,19 +37,3 @@ SessionDep = Annotated[Session, Depends(get_session)]
 ReadScope = Annotated[Principal, Depends(require_scope("read"))]
 TrainScope = Annotated[Principal, Depends(require_scope("train"))]
 AdminScope = Annotated[Principal, Depends(require_scope("admin"))]
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+@:-]{0,199}$")
-
-
-def check_name(value: str | None, field: str) -> str | None:
-    """Reject names that look like paths; names are labels, never file names on disk."""
-    if value is None or value == "":
-        return value
-    if "/" in value or "\\" in value or ".." in value or not _SAFE_NAME.match(value):
-        raise InvalidInput(
-            f"`{field}` {value!r} is not allowed: names may not contain '/', '\\\\', '..' "
-            "or control characters",
-            f"use letters, digits, spaces and . _ - + @ : for `{field}` (e.g. 'alpaca-demo')",
-            details={"field": field},
-        )
-    return value

@@ -9,25 +9,51 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class JobConfiguration(Strict):
-    model: str = Field(
-        min_length=1, max_length=500,
-        description="Catalog id (e.g. smollm2-135m-instruct), collection id, Hub id or local folder.",
+class Reference(BaseModel):
+    """A model or dataset as the workflow guide sends it: ``{uid, name}`` (other fields ignored).
+
+    A model search result (``{id, name, provider, ...}``) works as it is: ``id``
+    stands in for ``uid``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    uid: str | None = Field(default=None, min_length=1, max_length=500, description="Model or dataset id.")
+    id: str | None = Field(default=None, min_length=1, max_length=500, description="Same as uid (search results).")
+    name: str | None = Field(
+        default=None, max_length=200,
+        description="Label; for a dataset whose uid is not found, a stored dataset of this name is used.",
     )
-    dataset: str = Field(
-        min_length=1, max_length=500,
-        description="Stored dataset version id, dataset id or name, or a server-side file path.",
+
+
+class JobConfiguration(Strict):
+    model: str | Reference = Field(
+        description="Catalog id (e.g. smollm2-135m-instruct), collection id, Hub id or local folder; "
+        "or {uid, name}.",
+    )
+    dataset: str | Reference = Field(
+        description="Stored dataset version id, dataset id or name, or a server-side file path; or {uid, name}.",
     )
     hyperparameters: dict[str, Any] = Field(
-        default_factory=dict, description="TrainConfig fields (method, max_steps, learning_rate ...)."
+        default_factory=dict,
+        description="TrainConfig fields (method, max_steps, learning_rate ...); the guide's flat names "
+        "(lora_r, lora_alpha, lora_dropout, target_modules) are accepted, and `uid` names a saved "
+        "configuration whose values the others override.",
     )
+
+    @field_validator("model", "dataset")
+    @classmethod
+    def _not_empty(cls, value: str | Reference) -> str | Reference:
+        if isinstance(value, str) and not 1 <= len(value) <= 500:
+            raise ValueError("must be 1 to 500 characters")
+        return value
 
 
 class SaveOptions(Strict):
@@ -37,6 +63,27 @@ class SaveOptions(Strict):
     )
     push_to_hub: bool = Field(default=False, description="Push the result to the Hugging Face Hub.")
     make_public: bool = Field(default=False, description="Make the pushed Hub repository public.")
+
+
+class ModelSaving(Strict):
+    """The guide's ``modelSaving`` block; the same options as ``save`` under its camelCase names."""
+
+    saveModel: bool = Field(default=True, description="Keep the trained weights; false keeps none.")
+    modelName: str | None = Field(
+        default=None, max_length=200, description="Name for the saved model (a label; user/name to push)."
+    )
+    pushToHub: bool = Field(default=False, description="Push the result to the Hugging Face Hub.")
+    makePublic: bool = Field(default=False, description="Make the pushed Hub repository public.")
+
+
+class Resources(BaseModel):
+    """What the job needs to run: stored and returned now, honoured by the scheduler later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: Literal["cpu", "cuda", "mps"] = Field(default="cpu", description="Where the job must train.")
+    gpus: int | None = Field(default=None, ge=0, le=64, description="GPUs (cuda: 1 by default, cpu: 0).")
+    memory_gb: float | None = Field(default=None, gt=0, le=1_000_000, description="Memory the job needs, GB.")
 
 
 class JobCreate(Strict):
@@ -50,6 +97,10 @@ class JobCreate(Strict):
         default=None, max_length=64, description="A saved configuration to train."
     )
     save: SaveOptions = Field(default_factory=SaveOptions, description="Model saving options.")
+    modelSaving: ModelSaving | None = Field(
+        default=None, description="The guide's model saving options (instead of `save`)."
+    )
+    resources: Resources | None = Field(default=None, description="Device, GPU count and memory the job needs.")
     priority: Literal["high", "medium", "low"] = Field(default="medium", description="Queue priority.")
     timeout_s: float | None = Field(default=None, gt=0, le=30 * 86400, description="Wall-clock limit.")
     max_attempts: int = Field(default=3, ge=1, le=100, description="Runs allowed after worker loss.")
@@ -68,6 +119,8 @@ class JobPublic(BaseModel):
     config: dict[str, Any]
     tags: list[str]
     created_at: str | None = None
+    jobUid: str | None = Field(default=None, description="The job id again, under the guide's name.")
+    resources: dict[str, Any] | None = Field(default=None, description="The resources the job asked for.")
 
 
 class Page(BaseModel):
@@ -85,12 +138,17 @@ class JobsPublic(BaseModel):
 class CompareRequest(Strict):
     job_ids: list[str] = Field(min_length=1, max_length=50, description="Jobs to compare.")
     metrics: list[str] = Field(
-        default_factory=lambda: ["loss", "eval_loss"], max_length=20, description="Metric names."
+        default_factory=lambda: ["loss", "eval_loss"], max_length=20,
+        description="Logged metric names (loss, eval_loss, learning_rate ...) or job totals: "
+        "final_loss, training_time (s), gpu_hours, cost (at the configured price per hour).",
     )
 
 
 class ConfigurationCreate(Strict):
     name: str = Field(default="", max_length=200, description="Label for the configuration.")
+    mode: Literal["manual", "automated"] = Field(
+        default="manual", description="How the values were chosen; part of the id."
+    )
     model: str = Field(min_length=1, max_length=500, description="Model id or path.")
     dataset: str = Field(min_length=1, max_length=500, description="Dataset version id, name or path.")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields.")

@@ -21,9 +21,9 @@ from typing import Any
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from tunelab.api.deps import check_name
 from tunelab.datasets.readers import SUFFIXES
 from tunelab.errors import InvalidInput, PayloadTooLarge
+from tunelab.jobs.names import check_name, check_tags
 from tunelab.settings import Settings
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -54,8 +54,10 @@ def safe_suffix(filename: str) -> str:
 class _Parts:
     """Callbacks for the push parser: route bytes to the file or a field buffer."""
 
-    def __init__(self, upload: Upload, target_dir: Path, limit: int) -> None:
+    def __init__(self, upload: Upload, target_dir: Path, limit: int, too_large: str | None = None,
+                 limit_setting: str = "TUNELAB_MAX_UPLOAD_BYTES") -> None:  # fmt: skip
         self.upload, self.target_dir, self.limit = upload, target_dir, limit
+        self.too_large, self.limit_setting = too_large, limit_setting
         self.header_field = b""
         self.headers: dict[bytes, bytes] = {}
         self.name = ""
@@ -90,8 +92,9 @@ class _Parts:
             self.upload.size += len(chunk)
             if self.upload.size > self.limit:
                 raise PayloadTooLarge(
-                    f"upload exceeds the limit of {self.limit} bytes",
-                    "send a smaller file, or raise TUNELAB_MAX_UPLOAD_BYTES on the server",
+                    self.too_large or f"upload exceeds the limit of {self.limit} bytes",
+                    f"send a smaller file (at most {self.limit:,} bytes), or raise "
+                    f"{self.limit_setting} on the server",
                     details={"limit": self.limit},
                 )
             self.handle.write(chunk)
@@ -113,8 +116,13 @@ class _Parts:
             self.handle.close()
 
 
-async def receive_upload(request: Request, target_dir: Path, limit: int) -> Upload:
-    """Stream a ``multipart/form-data`` body; the file lands in ``target_dir`` under a server name."""
+async def receive_upload(request: Request, target_dir: Path, limit: int, *, too_large: str | None = None,
+                         limit_setting: str = "TUNELAB_MAX_UPLOAD_BYTES") -> Upload:  # fmt: skip
+    """Stream a ``multipart/form-data`` body; the file lands in ``target_dir`` under a server name.
+
+    ``too_large`` replaces the 413's message (the preview route answers in the
+    guide's words); ``limit_setting`` is the setting its hint names.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -123,7 +131,7 @@ async def receive_upload(request: Request, target_dir: Path, limit: int) -> Uplo
         )
     target_dir.mkdir(parents=True, exist_ok=True)
     upload = Upload()
-    parts = _Parts(upload, target_dir, limit)
+    parts = _Parts(upload, target_dir, limit, too_large, limit_setting)
     callbacks = {name: getattr(parts, name) for name in dir(parts) if name.startswith("on_")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
@@ -160,10 +168,16 @@ def finalise(upload: Upload, directory: Path, stem: str) -> Path:
 # -- dataset files: what POST /api/datasets, /api/datasets/preview and /v1/files receive ------
 
 
-async def receive_dataset_file(request: Request, settings: Settings) -> tuple[Upload, Path]:
-    """Stream the multipart body to ``<home>/uploads/<server id><suffix>``; the caller removes it."""
+async def receive_dataset_file(request: Request, settings: Settings, *, limit: int | None = None,
+                               too_large: str | None = None,
+                               limit_setting: str = "TUNELAB_MAX_UPLOAD_BYTES") -> tuple[Upload, Path]:  # fmt: skip
+    """Stream the multipart body to ``<home>/uploads/<server id><suffix>``; the caller removes it.
+
+    ``limit`` defaults to ``max_upload_bytes``; the preview route passes its own.
+    """
     directory = settings.home / "uploads"
-    upload = await receive_upload(request, directory, settings.max_upload_bytes)
+    upload = await receive_upload(request, directory, limit or settings.max_upload_bytes,
+                                  too_large=too_large, limit_setting=limit_setting)  # fmt: skip
     return upload, finalise(upload, directory, f"upload-{uuid.uuid4().hex}")
 
 
@@ -185,8 +199,23 @@ def parse_mapping_field(raw: str | None) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in value.items()}
 
 
+def parse_tags_field(raw: str | None) -> list[str]:
+    """The ``tags`` form field: a JSON list (``["a", "b"]``) or comma-separated text (``a, b``), checked."""
+    if not raw or not raw.strip():
+        return []
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidInput("`tags` is not valid JSON", 'send tags=["support", "v1"] or tags=support,v1') from None
+    else:
+        value = text.split(",")
+    return check_tags(value)
+
+
 def dataset_name(upload: Upload) -> str:
-    """The ``name`` field (refused when path-like), else the file's stem when it is a safe label."""
+    """The ``name`` field (refused when it holds control characters), else the file's stem."""
     requested = upload.fields.get("name")
     if requested:
         return check_name(requested, "name") or ""

@@ -153,7 +153,7 @@ def _store_session() -> Any:
 
 def _dataset_name(file: Path, name: str | None) -> str:
     """``--name``, else the file's stem; either must be a label, never a path."""
-    from tunelab.api.deps import check_name
+    from tunelab.jobs.names import check_name
 
     if name is not None:
         return check_name(name, "--name") or ""
@@ -162,7 +162,7 @@ def _dataset_name(file: Path, name: str | None) -> str:
     except InvalidInput:
         raise InvalidInput(
             f"the file name {file.stem!r} is not usable as a dataset name",
-            "pass a name with --name, e.g. --name my-dataset (letters, digits, spaces and . _ - + @ :)",
+            "pass a name with --name, e.g. --name 'Customer Support Q&A' (any printable text)",
         ) from None
 
 
@@ -174,6 +174,8 @@ def import_command(
     name: str | None = typer.Option(None, "--name", "-n", help="Dataset name (a label); default the file's stem. "
                                     "A known name gets a new latest version."),
     description: str = typer.Option("", "--description", help="Description of a new dataset."),
+    tag: list[str] | None = typer.Option(None, "--tag", "-t", help="Tag the dataset (repeat for several); "
+                                         "added to its tags. List by tag with `datasets list --tag`."),
 ) -> None:
     """Normalise a file into an immutable version, register it in the store and print its version id."""
     from tunelab.jobs import datasets as dataset_service
@@ -181,25 +183,28 @@ def import_command(
     label = _dataset_name(file, name)
     with _store_session() as session:
         dataset, version = dataset_service.ingest(
-            session, file, name=label, description=description, format=format, mapping=map_ or None
+            session, file, name=label, description=description, format=format, mapping=map_ or None,
+            tags=tag or None,
         )
     counts = ", ".join(f"{k}: {v:,}" for k, v in version.counts.items())
     typer.echo(f"{version.id}  ({version.format}, {counts})  dataset {dataset.name!r}")
 
 
 @datasets_app.command("list")
-def list_command() -> None:
+def list_command(
+    tag: str | None = typer.Option(None, "--tag", "-t", help="Only datasets with this tag."),
+) -> None:
     """List stored datasets and their versions, newest first (what GET /api/datasets lists)."""
     from tunelab.jobs import datasets as dataset_service
 
     table = Table(title="Datasets")
-    for column in ("dataset", "version", "", "format", "records", "source", "created"):
+    for column in ("dataset", "tags", "version", "", "format", "records", "source", "created"):
         table.add_column(column, no_wrap=column in ("version", "created"))
     with _store_session() as session:
-        datasets, _total = dataset_service.list_datasets(session, limit=10_000)
+        datasets, _total = dataset_service.list_datasets(session, limit=10_000, tag=tag)
         for dataset in datasets:
             for v in reversed(dataset_service.list_versions(session, dataset.id)):
-                table.add_row(escape(dataset.name), v.id, "latest" if v.id == dataset.latest_version_id else "",
+                table.add_row(escape(dataset.name), escape(", ".join(dataset.tags or [])), v.id, "latest" if v.id == dataset.latest_version_id else "",
                               v.format or "-", f"{v.num_rows:,}", escape(v.note),
                               f"{v.created_at:%Y-%m-%d %H:%M}")  # fmt: skip
     _console().print(table)

@@ -172,6 +172,39 @@ for _name in ("pause", "resume", "cancel", "retry"):
     _action(_name, f"{_name}_job")
 
 
+def _requested(answer: dict[str, Any]) -> None:
+    request = answer["request"]
+    what = request["action"] + (f" {request['value']:g}" if request.get("value") is not None else "")
+    typer.echo(f"{answer['job']['id']}: {what} requested (request {request['id']}); the engine applies it "
+               f"at its next step and answers with a {request['answer_event']} event")
+
+
+@jobs_app.command("checkpoint")
+def checkpoint(job_id: str, url: str = UrlOpt, token: str = TokenOpt) -> None:
+    """Save a checkpoint of a running job now; training goes on."""
+    with Client(url, token) as client:
+        _requested(client.checkpoint_job(job_id))
+
+
+@jobs_app.command("set-lr")
+def set_lr(
+    job_id: str,
+    learning_rate: float = typer.Argument(..., help="New learning rate, e.g. 1e-4 (1e-6 to 1e-2)."),
+    url: str = UrlOpt,
+    token: str = TokenOpt,
+) -> None:
+    """Change a running job's learning rate from its next step (the schedule continues from it)."""
+    with Client(url, token) as client:
+        _requested(client.set_learning_rate(job_id, learning_rate))
+
+
+@jobs_app.command("stop-early")
+def stop_early(job_id: str, url: str = UrlOpt, token: str = TokenOpt) -> None:
+    """End a running job now with its current weights: output saved, job completed."""
+    with Client(url, token) as client:
+        _requested(client.stop_early(job_id))
+
+
 @jobs_app.command("compare")
 def compare(
     job_ids: list[str] = typer.Argument(..., help="Two or more job ids."),

@@ -24,7 +24,7 @@ app = typer.Typer(
 
 # Modules under tunelab.cli that expose ``register(app)``; missing ones are skipped
 # so a partial install still starts.
-_COMMAND_MODULES = ("datasets", "models", "train", "chat", "export", "serve", "jobs", "tokens")
+_COMMAND_MODULES = ("datasets", "models", "train", "chat", "export", "serve", "jobs", "tokens", "monitor")
 
 
 def _register() -> None:

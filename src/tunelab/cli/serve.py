@@ -67,6 +67,10 @@ def serve(
     example: Path = typer.Option(
         None, "--example", help="Training config to queue as a job on first start (skipped if a job of its name exists)."
     ),
+    training_port: int = typer.Option(
+        None, "--training-port", min=1, max=65535,
+        help="Also serve the same app on this port (the workflow guide's training API, e.g. 8001).",
+    ),
 ) -> None:
     """Run the studio: REST API, live streams and job workers."""
     import uvicorn
@@ -83,14 +87,47 @@ def serve(
         if job_id:
             typer.echo(f"queued {example} as {job_id}; when it completes: tunelab chat {settings.runs_dir / job_id / 'output'}")
     started = [] if no_worker else _workers(workers, settings)
+    ports = [settings.port] + ([training_port] if training_port and training_port != settings.port else [])
     typer.echo(
-        f"tunelab serving on http://{settings.host}:{settings.port} "
+        f"tunelab serving on {' and '.join(f'http://{settings.host}:{p}' for p in ports)} "
         f"(docs at /docs, {len(started)} worker(s), home {settings.home})"
     )
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        if len(ports) == 1:
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+        else:
+            serve_on_ports(app, settings.host, ports, log_level)
     finally:
         stop_workers(started)
+
+
+def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str) -> None:
+    """One uvicorn server, one app, listening on every port (the guide's 8000 and 8001 at once).
+
+    The sockets are bound here and handed to uvicorn, so both ports share one
+    event loop, one store connection pool and one shutdown.
+    """
+    import socket
+
+    import uvicorn
+
+    sockets = []
+    try:
+        for port in ports:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.set_inheritable(True)
+            sockets.append(sock)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        from tunelab.errors import TunelabError
+
+        raise TunelabError(f"cannot listen on {host}:{port}: {error}", "choose a free port", code="port_in_use") from None
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=ports[0], log_level=log_level))
+    server.run(sockets=sockets)
 
 
 def stop_workers(started: list[tuple[Any, threading.Thread]]) -> None:

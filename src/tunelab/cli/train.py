@@ -107,7 +107,11 @@ def load_train_config(path: Path, overrides: list[str]) -> Any:
 
 
 def _default_run_dir(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``./runs/<name>-<timestamp>``, the name reduced to one safe folder name (names are labels)."""
+    import re
+
+    slug = re.sub(r"[^\w.-]+", "-", name).strip(".-") or "run"
+    return Path("runs") / f"{slug[:100]}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train_command(

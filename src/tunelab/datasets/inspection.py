@@ -142,3 +142,197 @@ def inspect_file(
     report.errors = log.error_count
     report.warnings = sum(log.counts.values()) - log.error_count
     return report
+
+
+# -- the guide's table preview (POST /api/preview-csv) --------------------------------------
+
+PREVIEW_DATA_ROWS = 10
+_MAX_COLUMNS = 200
+_MAX_CELL_CHARS = 2000
+_DEFAULT_COLUMNS = ("input", "output")  # the guide's two columns, named when no format is recognised
+
+
+class PreviewStatistics(BaseModel):
+    """The guide's three numbers about a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total_rows: int = Field(0, ge=0, description="Rows read from the file (rows that failed count too).")
+    total_columns: int = Field(0, ge=0, description="Number of entries in `columns`.")
+    has_required_columns: bool = Field(
+        False, description="Whether the columns are those of a format tunelab trains on (e.g. `input` and `output`)."
+    )
+
+
+class TablePreview(BaseModel):
+    """A file seen as a table before it is stored: the guide's preview plus tunelab's own report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(..., description="The client's file name (a label; never a server path).")
+    columns: list[str] = Field(
+        default_factory=list,
+        description="The source's columns: a CSV/TSV header, the keys of JSON/JSONL/Parquet rows, `text` for TXT.",
+    )
+    data: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description=f"The first rows as read, one object per row (cells over {_MAX_CELL_CHARS} "
+        "characters are cut).",
+    )
+    validation_errors: list[str] = Field(
+        default_factory=list, description="What stops the file from training, as sentences (empty when usable)."
+    )
+    statistics: PreviewStatistics = Field(default_factory=PreviewStatistics, description="Row and column counts.")
+    file_type: str | None = Field(None, description="csv, tsv, json, jsonl, txt or parquet.")
+    format: str | None = Field(None, description="The dataset format tunelab detected, if any.")
+    ok: bool = Field(False, description="No errors: the file can be stored and trained on as is.")
+    issues: list[Issue] = Field(default_factory=list, description="tunelab's structured issues (code, row, line, hint).")
+    issue_counts: dict[str, int] = Field(default_factory=dict, description="All issues per code.")
+    quality: QualityReport | None = Field(None, description="Quality report over the valid rows.")
+
+
+def size_limit_sentence(limit: int) -> str:
+    """The guide's sentence for a file over ``limit`` bytes: ``File exceeds 50MB limit``."""
+    megabytes = limit / 1024**2
+    return f"File exceeds {megabytes:g}MB limit" if megabytes >= 1 else f"File exceeds {limit:,} bytes limit"
+
+
+def _cell(value: Any) -> Any:
+    """A JSON-ready copy of a source value, long text cut (Parquet cells may be bytes, dates, decimals)."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_CELL_CHARS else value[:_MAX_CELL_CHARS] + "…"
+    if isinstance(value, dict):
+        return {str(k): _cell(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cell(v) for v in value]
+    if isinstance(value, bytes):
+        return _cell(value.decode("utf-8", "replace"))
+    return _cell(str(value))
+
+
+def _scan_table(path: Path, file_type: str, rows: int) -> tuple[list[str], list[dict[str, Any]], int]:
+    """Columns (in first-seen order), the first ``rows`` rows as objects, and the row count."""
+    from tunelab.datasets.readers import read_rows
+
+    columns: dict[str, None] = {}
+    data: list[dict[str, Any]] = []
+    total = 0
+    for raw in read_rows(path, file_type):
+        total += 1
+        value = raw.value
+        if raw.problem is not None:
+            continue
+        if isinstance(value, str):  # TXT: one text per line
+            value = {"text": value}
+        elif not isinstance(value, dict):  # a JSON array of plain values
+            value = {"value": value}
+        if len(columns) < _MAX_COLUMNS:
+            columns.update(dict.fromkeys(k for k in map(str, value) if k not in columns))
+        if len(data) < rows:
+            data.append({str(k): _cell(v) for k, v in value.items()})
+    return list(columns)[:_MAX_COLUMNS], data, total
+
+
+def _missing_columns(columns: list[str], mapping: Mapping) -> list[str]:
+    """The required columns of the format these columns come closest to (the guide's input/output if none)."""
+    from tunelab.datasets.formats import FORMATS
+
+    have = set(columns) | {mapping.columns.get(c, c) for c in columns}
+    best: tuple[int, list[str]] | None = None
+    ordered = sorted(FORMATS.items(), key=lambda item: item[0] != "input_output")  # ties go to the guide's pair
+    for _name, slots in ordered:
+        found = sum(1 for slot in slots if any(c in have for c in slot))
+        missing = [" or ".join(f"'{c}'" for c in slot) for slot in slots if not any(c in have for c in slot)]
+        if found and missing and (best is None or found > best[0]):
+            best = (found, missing)
+    if best is not None:
+        return best[1]
+    return [f"'{c}'" for c in _DEFAULT_COLUMNS if c not in have]
+
+
+def _capital(message: str, filename: str) -> str:
+    """A message as a sentence: capitalised, unless it starts with the file's name."""
+    return message if message.startswith(filename) else message[:1].upper() + message[1:]
+
+
+def _sentences(report: InspectionReport, columns: list[str], limit: int | None, filename: str) -> list[str]:
+    """The report's errors in the guide's words: one sentence per kind of problem."""
+    out: list[str] = []
+    for code, count in report.issue_counts.items():
+        first = next((i for i in report.issues if i.code == code), None)
+        if first is None or first.severity != "error":
+            continue
+        if code == "empty_row":
+            out.append(f"Found {count} empty row{'s' if count != 1 else ''}")
+        elif code == "file_too_large" and limit is not None:
+            out.append(size_limit_sentence(limit))
+        elif code == "unknown_format":
+            missing = _missing_columns(columns, report.mapping)
+            if len(missing) == 1:
+                out.append(f"Missing required {missing[0]} column")
+            elif missing:
+                out.append(f"Missing required {' and '.join(missing)} columns")
+            out.append(_capital(first.message, filename))
+        else:
+            where = first.where()
+            sentence = _capital(first.message, filename)
+            sentence += f" ({where})" if where and where not in first.message else ""
+            if count > 1:
+                sentence += f"; {count - 1} more row{'s' if count > 2 else ''} like this"
+            out.append(sentence)
+    return out
+
+
+def preview_table(
+    path: str | Path,
+    *,
+    filename: str | None = None,
+    rows: int = PREVIEW_DATA_ROWS,
+    format: str | None = None,
+    mapping: Mapping | dict[str, str] | Iterable[str] | None = None,
+    max_bytes: int | None = None,
+) -> TablePreview:
+    """The guide's preview of a file (columns, first rows, statistics, sentences) plus tunelab's report.
+
+    Two streaming passes: ``inspect_file`` for the structured issues and the
+    format, then the raw rows for columns, counts and the first ``rows`` objects
+    exactly as the file holds them (before any conversion), so a CSV shows its
+    header and a ShareGPT JSON file its ``conversations`` field. Like
+    ``inspect_file`` it never raises for a bad file: problems become
+    ``validation_errors`` and ``issues``.
+    """
+    path = Path(path)
+    report = inspect_file(path, format=format, mapping=mapping, max_bytes=max_bytes)
+    if filename and filename != path.name:  # messages name the file: the client's name, never the server's
+        for found in report.issues:
+            found.message = found.message.replace(str(path), filename).replace(path.name, filename)
+    columns: list[str] = []
+    data: list[dict[str, Any]] = []
+    total = 0
+    too_large = report.issue_counts.get("file_too_large", 0) > 0
+    if report.file_type and not too_large:
+        with contextlib.suppress(DatasetError, OSError):
+            columns, data, total = _scan_table(path, report.file_type, max(0, rows))
+    total = max(total, report.quality.rows if report.quality else 0)
+    filename = filename or path.name
+    sentences = _sentences(report, columns, max_bytes, filename)
+    statistics = PreviewStatistics(
+        total_rows=total,
+        total_columns=len(columns),
+        has_required_columns=report.format is not None and "unknown_format" not in report.issue_counts,
+    )
+    return TablePreview(
+        filename=filename,
+        columns=columns,
+        data=data,
+        validation_errors=sentences,
+        statistics=statistics,
+        file_type=report.file_type,
+        format=report.format,
+        ok=report.ok,
+        issues=report.issues,
+        issue_counts=report.issue_counts,
+        quality=report.quality,
+    )

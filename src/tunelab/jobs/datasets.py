@@ -40,6 +40,7 @@ from tunelab.datasets.repair import RepairReport, repair_version
 from tunelab.datasets.versions import DatasetVersion as StoredVersion
 from tunelab.datasets.versions import datasets_dir, load_version, normalize_file
 from tunelab.errors import ConfigError, InvalidInput, NotFound
+from tunelab.jobs.names import MAX_NAME, check_name, check_tags
 from tunelab.settings import Settings, get_settings
 from tunelab.store import catalog
 from tunelab.store.models import Dataset, DatasetVersion
@@ -60,7 +61,6 @@ __all__ = [
     "source_bytes",
 ]
 
-MAX_NAME = 200  # the width of datasets.name
 _PATH_SUFFIXES = tuple(SUFFIXES)
 
 
@@ -111,33 +111,38 @@ def ingest(
     mapping: Mapping | dict[str, str] | Iterable[str] | None = None,
     source_name: str | None = None,
     settings: Settings | None = None,
+    tags: Iterable[str] | None = None,
 ) -> tuple[Dataset, DatasetVersion]:
     """Detect, normalise and validate ``path``, store the immutable version, register it under ``name``.
 
-    ``name`` is a label the caller has checked (the API and the CLI refuse
-    path-like names before calling); a new name creates the dataset, a known
-    one gets a new latest version. Storing content that is already stored
+    ``name`` is a label (any printable text, ``tunelab.jobs.names``), never
+    part of a path: the files go to a folder named by the content hash. A new
+    name creates the dataset, a known one gets a new latest version; ``tags``
+    are added to the dataset's tags. Storing content that is already stored
     writes nothing and registers the existing version. Raises ``DatasetError``
     (422) at the first bad row, before anything is written.
     """
-    if not name or len(name) > MAX_NAME:
+    if not name:
         raise InvalidInput(
-            f"dataset name must be 1 to {MAX_NAME} characters, got {len(name)}",
-            "pass a short label such as 'alpaca-demo'",
+            f"dataset name must be 1 to {MAX_NAME} characters, got none",
+            "pass a label such as 'Customer Support Q&A'",
         )
+    check_name(name, "name")
+    clean_tags = check_tags(list(tags or []))
     stored = normalize_file(path, format=format, mapping=mapping, home=_home(settings))
     if not stored.records_path.is_file():  # a damaged folder (manifest, no records): write it anew
         _remove_folder(stored.path, settings)
         stored = normalize_file(path, format=format, mapping=mapping, home=_home(settings))
     label = source_name or Path(path).name
     version = _register(session, stored, name=name, settings=settings,
-                        note=f"from {label}"[:500], description=description)  # fmt: skip
+                        note=f"from {label}"[:500], description=description, tags=clean_tags)  # fmt: skip
     return catalog.get_dataset(session, name), version
 
 
-def list_datasets(session: Session, *, limit: int = 100, offset: int = 0) -> tuple[list[Dataset], int]:
-    """Datasets newest first, one page, and the total."""
-    return catalog.list_datasets(session, limit=limit, offset=offset)
+def list_datasets(session: Session, *, limit: int = 100, offset: int = 0,
+                  tag: str | None = None) -> tuple[list[Dataset], int]:  # fmt: skip
+    """Datasets newest first (those tagged ``tag`` when given), one page, and the total."""
+    return catalog.list_datasets(session, limit=limit, offset=offset, tag=tag)
 
 
 def get(session: Session, dataset: str) -> Dataset:

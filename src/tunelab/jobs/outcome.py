@@ -16,6 +16,8 @@ checkpoint. What 75 or a signal death means depends on why we stopped it:
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tunelab.jobs.events import set_status
+from tunelab.jobs.events import add_event, set_status
 from tunelab.jobs.states import JobStatus
 from tunelab.jobs.tailer import record_outputs
-from tunelab.store.models import Job, Metric
+from tunelab.store.models import Artifact, Checkpoint, Job, JobEvent, Metric
 
 COMPLETED, FAILED, INVALID_CONFIG, STOPPED = 0, 1, 2, 75
 
@@ -92,6 +94,8 @@ def finish(session: Session, job: Job, outcome: Outcome, run_dir: Path) -> None:
     error = outcome.error
     if error is not None and error.get("code") in ("training_failed", "config_invalid"):
         error = _complete_error(job, error, run_dir)
+    if JobStatus(outcome.status).is_terminal() and (job.save_options or {}).get("save_model") is False:
+        discard_weights(session, job, run_dir)
     if outcome.status == JobStatus.COMPLETED:
         record_outputs(session, job, run_dir)
         _record_results(session, job, run_dir)
@@ -103,7 +107,53 @@ def finish(session: Session, job: Job, outcome: Outcome, run_dir: Path) -> None:
         job.requested_action = None
 
 
+#: What counts as weights: the engine's and transformers' tensor files, in output/ and checkpoints.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".npz", ".h5", ".msgpack")
+
+
+def discard_weights(session: Session, job: Job, run_dir: Path) -> int:
+    """``saveModel: false``: keep no weights once the job has ended; returns the files removed.
+
+    The engine needs its checkpoints while it trains (pause, resume, recovery
+    after a lost worker), so weights are removed when the job ends, not
+    skipped while it runs: every checkpoint folder, and every tensor file under
+    ``output/`` (the adapter or full weights, ``merged/``). The tokenizer,
+    ``summary.json``, ``evaluation.json`` and the logs stay. The job's
+    checkpoint rows go too, and an ``event`` says what was removed.
+    """
+    removed = 0
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir():
+        removed += sum(1 for p in checkpoints.rglob("*") if p.is_file())
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    output = run_dir / "output"
+    if output.is_dir():
+        for path in sorted(output.rglob("*")):
+            if path.is_file() and path.suffix.lower() in WEIGHT_SUFFIXES:
+                path.unlink(missing_ok=True)
+                removed += 1
+        merged = output / "merged"
+        if merged.is_dir():
+            shutil.rmtree(merged, ignore_errors=True)
+    session.query(Checkpoint).filter(Checkpoint.job_id == job.id).delete()
+    stale = [a for a in session.scalars(select(Artifact).where(Artifact.job_id == job.id))
+             if not (run_dir / a.path).exists()]  # fmt: skip
+    for artifact in stale:
+        session.delete(artifact)
+    add_event(session, job.id, "event", {
+        "time": time.time(), "type": "weights_discarded",
+        "message": f"saveModel is false: removed {removed} weight and checkpoint files",
+        "data": {"files": removed},
+    })  # fmt: skip
+    return removed
+
+
 def _final_metrics(session: Session, job: Job) -> dict[str, Any]:
+    """The last loss and eval loss; without logged evals, the engine's end-of-run tuned eval loss.
+
+    A job with the default ``eval_steps: 0`` logs no eval line but measures the
+    tuned model at the end (an ``eval`` event), which then ranks its configuration.
+    """
     rows = session.scalars(select(Metric).where(Metric.job_id == job.id).order_by(Metric.step))
     final: dict[str, Any] = {}
     for row in rows:
@@ -111,6 +161,14 @@ def _final_metrics(session: Session, job: Job) -> dict[str, Any]:
             value = getattr(row, key)
             if value is not None:
                 final[key] = value
+    if "eval_loss" not in final:
+        query = select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.type == "event").order_by(JobEvent.id.desc())
+        for event in session.scalars(query):
+            data = event.data or {}
+            detail = data.get("data") or {}
+            if data.get("type") == "eval" and detail.get("model") == "tuned" and isinstance(detail.get("eval_loss"), int | float):
+                final["eval_loss"] = float(detail["eval_loss"])
+                break
     return final
 
 
@@ -121,7 +179,8 @@ def _record_results(session: Session, job: Job, run_dir: Path) -> None:
 
     metrics = _final_metrics(session, job)
     if metrics:
-        row = record_result(session, job.config, metrics, job_id=job.id, commit=False)
+        row = record_result(session, job.config, metrics, job_id=job.id,
+                            configuration_id=job.configuration_id, commit=False)  # fmt: skip
         job.configuration_id = row.id
     options = job.save_options or {}
     if options.get("save_model", True):

@@ -20,19 +20,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tunelab.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from tunelab.errors import Conflict, InvalidInput, NotFound
 from tunelab.export.hub import hub_target
 from tunelab.jobs.events import add_event, list_events, set_status
-from tunelab.jobs.states import JobStatus, check_transition, parse_priority
+from tunelab.jobs.names import check_name, check_tags
+from tunelab.jobs.states import JobStatus, check_action, check_transition, parse_priority
 from tunelab.settings import Settings, get_settings
 from tunelab.store.models import Artifact, Checkpoint, Job, JobEvent, Metric
 
 __all__ = [
     "add_event",
     "cancel_job",
+    "checkpoint_job",
     "compare_jobs",
     "create_job",
     "delete_job",
@@ -46,6 +48,8 @@ __all__ = [
     "pause_job",
     "resume_job",
     "retry_job",
+    "set_learning_rate",
+    "stop_early_job",
     "trained_tokens",
 ]
 
@@ -69,17 +73,27 @@ def create_job(
     max_attempts: int = 3,
     submit: bool = True,
     retry_of: str | None = None,
+    configuration_id: str | None = None,
 ) -> Job:
     """Create a job from ``{model, dataset, hyperparameters}`` and (by default) queue it.
 
     The configuration is validated now (``ConfigError`` 422 naming every bad
     field) by building the engine's TrainConfig, so a bad job never reaches the
     queue. ``dataset`` is a stored dataset version id, a dataset name, or a path.
-    ``save_options`` is ``{save_model, model_name, push_to_hub, public | make_public}``.
+    ``save_options`` is ``{save_model, model_name, push_to_hub, public | make_public}``,
+    plus the job's ``resources`` needs (checked by ``trainconfig.check_resources``).
+    ``configuration_id`` is the saved configuration the job was made from.
     """
-    from tunelab.jobs.trainconfig import validate_job_config
+    from tunelab.jobs.trainconfig import check_resources, validate_job_config
 
+    check_name(name, "name")  # a label, never a path: run folders are named from the job id
+    tags = check_tags(list(tags or ()), "tags")
     config = validate_job_config(session, config)
+    save_options = dict(save_options or {})
+    if "resources" in save_options:
+        save_options["resources"] = check_resources(save_options["resources"], config)
+    if save_options.get("push_to_hub") and save_options.get("save_model") is False:
+        raise InvalidInput("pushToHub needs saveModel", "set saveModel true, or pushToHub false")
     hub_target(save_options)  # push_to_hub needs model_name = "user/name" (ConfigError 422)
     if max_attempts < 1 or max_attempts > 100:
         raise InvalidInput("max_attempts must be between 1 and 100", "pass e.g. max_attempts=3")
@@ -89,7 +103,7 @@ def create_job(
         id=new_job_id(),
         name=name or "",
         description=description or "",
-        tags=[str(tag) for tag in tags],
+        tags=tags,
         config=config,
         save_options=dict(save_options or {}),
         priority=parse_priority(priority),
@@ -97,6 +111,7 @@ def create_job(
         max_attempts=max_attempts,
         status=JobStatus.CREATED.value,
         retry_of=retry_of,
+        configuration_id=configuration_id,
     )
     session.add(job)
     session.flush()
@@ -150,7 +165,7 @@ def _bad_status(value: str) -> None:
 def pause_job(session: Session, job_id: str) -> Job:
     """Ask the worker to checkpoint and stop; the job becomes ``paused`` when the engine exits."""
     job = get_job(session, job_id)
-    check_transition(job.id, job.status, JobStatus.PAUSED)
+    check_transition(job.id, job.status, JobStatus.PAUSED)  # ACTIONS["pause"]: running only
     if job.requested_action not in (None, "pause"):
         raise Conflict(f"job {job.id} is already being {job.requested_action}led", "wait for it")
     job.requested_action = "pause"
@@ -167,13 +182,7 @@ def resume_job(session: Session, job_id: str) -> Job:
     second worker start it while the first still trains.
     """
     job = get_job(session, job_id)
-    if job.status not in (JobStatus.PAUSED, JobStatus.CREATED):
-        raise IllegalTransition(
-            f"job {job.id} is '{job.status}'; only paused jobs can be resumed",
-            "pause it first, or retry a failed or cancelled job",
-            details={"job_id": job.id, "status": str(job.status), "target": "queued",
-                     "allowed": ["paused", "created"]},
-        )  # fmt: skip
+    check_action(job.id, job.status, "resume")
     set_status(session, job, JobStatus.QUEUED)
     job.requested_action = None
     session.commit()
@@ -193,6 +202,106 @@ def cancel_job(session: Session, job_id: str) -> Job:
     return job
 
 
+#: The event each intervention request is recorded as (the worker relays these to the engine).
+INTERVENTION_EVENTS = {
+    "checkpoint": "checkpoint_requested",
+    "learning_rate": "learning_rate_requested",
+    "stop_early": "stop_early_requested",
+}
+
+
+def _intervene(session: Session, job_id: str, action: str, **data: Any) -> tuple[Job, JobEvent]:
+    """Record an intervention on a running job; the event's id is the request's id.
+
+    The worker that owns the engine relays it into the run's control file at
+    its next tick and the engine applies it at the next step boundary,
+    answering with its own event (``checkpoint_saved``, ``learning_rate_changed``,
+    ``stopped_early``). Refused once a pause or cancel is on its way: that
+    engine is about to stop.
+    """
+    job = get_job(session, job_id)
+    check_action(job.id, job.status, action)
+    if job.requested_action in ("pause", "cancel"):
+        raise Conflict(
+            f"job {job.id} is already being {job.requested_action}led",
+            "wait for it to stop; resume a paused job to train on",
+            details={"job_id": job.id, "requested_action": job.requested_action},
+        )
+    what = f"learning rate {data['value']:g}" if "value" in data else action.replace("_", " ")
+    event = add_event(session, job.id, "event", {"type": INTERVENTION_EVENTS[action], "action": action,
+                                                 "message": f"{what} requested", **data})
+    session.commit()
+    return job, event
+
+
+def checkpoint_job(session: Session, job_id: str) -> tuple[Job, JobEvent]:
+    """Ask the engine of a running job to save a checkpoint now and keep training."""
+    return _intervene(session, job_id, "checkpoint")
+
+
+def set_learning_rate(session: Session, job_id: str, learning_rate: float) -> tuple[Job, JobEvent]:
+    """Ask a running job's engine to train on at ``learning_rate`` from its next step.
+
+    The range is TrainConfig's (``learning_rate_bounds``), so a rate a job could not
+    start with cannot be set on it either (422).
+    """
+    from tunelab.training.config import learning_rate_bounds
+
+    low, high = learning_rate_bounds()
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
+        low <= learning_rate <= high
+    ):
+        raise InvalidInput(
+            f"learning_rate must be a number between {low:g} and {high:g}, not {learning_rate!r}",
+            "e.g. 1e-4; the same range a job's configuration accepts",
+            details={"minimum": low, "maximum": high},
+        )
+    return _intervene(session, job_id, "learning_rate", value=float(learning_rate))
+
+
+def stop_early_job(session: Session, job_id: str) -> tuple[Job, JobEvent]:
+    """Ask a running job to end now with its current weights: output saved, job ``completed``.
+
+    Unlike cancel (which keeps only checkpoints) the run finishes properly:
+    output, evaluation and model card, as if the planned steps had ended here.
+    """
+    return _intervene(session, job_id, "stop_early")
+
+
+def intervention_cursor(session: Session, job_id: str) -> int:
+    """Where a new engine attempt starts reading requests: its claim (the latest status event).
+
+    Requests from an earlier attempt were for that engine; the claim's ``running``
+    status event comes before any request the new attempt should see.
+    """
+    latest = session.scalar(
+        select(func.max(JobEvent.id)).where(JobEvent.job_id == job_id, JobEvent.type == "status")
+    )
+    return int(latest or 0)
+
+
+def pending_interventions(session: Session, job_id: str, after: int) -> list[tuple[int, str, float | None]]:
+    """Every request recorded after event id ``after`` as (request id, action, value), oldest first.
+
+    The worker asks this every tick from its attempt's cursor and relays the ids it
+    has not relayed yet. Reading from the cursor each time (not from the last id
+    seen) cannot miss a request whose transaction committed after a later event's,
+    which PostgreSQL sequences allow; the filter on the event's type keeps it to a few rows.
+    """
+    query = (
+        select(JobEvent.id, JobEvent.data)
+        .where(
+            JobEvent.job_id == job_id,
+            JobEvent.type == "event",
+            JobEvent.id > after,
+            JobEvent.data["type"].as_string().in_(list(INTERVENTION_EVENTS.values())),
+        )
+        .order_by(JobEvent.id)
+    )
+    return [(event_id, str((data or {}).get("action")), (data or {}).get("value"))
+            for event_id, data in session.execute(query)]
+
+
 def retry_job(session: Session, job_id: str) -> Job:
     """Run a failed or cancelled job's configuration again as a new job (``retry_of`` = old id).
 
@@ -200,12 +309,7 @@ def retry_job(session: Session, job_id: str) -> Job:
     a fresh run directory and its own attempts.
     """
     old = get_job(session, job_id)
-    if old.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise Conflict(
-            f"job {old.id} is '{old.status}'; only failed or cancelled jobs can be retried",
-            "pause/resume a running job, or wait for it to finish",
-            details={"status": old.status, "allowed": ["cancelled", "failed"]},
-        )
+    check_action(old.id, old.status, "retry")
     return create_job(
         session,
         old.config,
@@ -217,6 +321,7 @@ def retry_job(session: Session, job_id: str) -> Job:
         timeout_s=old.timeout_s,
         max_attempts=old.max_attempts,
         retry_of=old.id,
+        configuration_id=old.configuration_id,
     )
 
 
@@ -279,16 +384,31 @@ def get_artifact(session: Session, job_id: str, artifact_id: int) -> tuple[Artif
 
 
 def compare_jobs(
-    session: Session, job_ids: Sequence[str], metrics: Sequence[str] = ("loss", "eval_loss")
+    session: Session,
+    job_ids: Sequence[str],
+    metrics: Sequence[str] = ("loss", "eval_loss"),
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Per job: status, final and best value of each chosen metric, and the curve by step."""
+    """Per job: status, final and best value of each chosen metric, and the curve by step.
+
+    Beside logged metrics, the job totals of ``jobs.usage`` (``final_loss``,
+    ``training_time``, ``gpu_hours``, ``cost``) come in the same shape with
+    ``final`` = ``best`` = the total and no curve; for a completed job none is null.
+    """
+    from tunelab.jobs.usage import TOTALS, job_usage
+
     columns = {c.key for c in Metric.__table__.columns} - {"id", "job_id", "data", "created_at"}
     out: dict[str, Any] = {"metrics": list(metrics), "jobs": []}
     for job_id in job_ids:
         job = get_job(session, job_id)
         rows = list_metrics(session, job_id)
         entry: dict[str, Any] = {"id": job.id, "name": job.name, "status": job.status}
+        totals = job_usage(session, job, rows, settings) if set(metrics) & set(TOTALS) else {}
         for metric in metrics:
+            if metric in TOTALS:
+                value = totals[metric]
+                entry[metric] = {"final": value, "best": value, "steps": [], "values": [], "unit": TOTALS[metric]}
+                continue
             points = [
                 (row.step, getattr(row, metric) if metric in columns else row.data.get(metric))
                 for row in rows

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from tunelab.errors import IllegalTransition, InvalidInput
+from tunelab.errors import Conflict, IllegalTransition, InvalidInput
 from tunelab.store.models import PRIORITIES, PRIORITY_NAMES
 
 
@@ -70,6 +70,49 @@ ACTIONS: dict[str, frozenset[JobStatus]] = {
     "cancel": frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED}),
     "retry": frozenset({JobStatus.FAILED, JobStatus.CANCELLED}),
 }
+
+
+#: Interventions on a running job, as ``jobs.service`` enforces them (``checkpoint_job``,
+#: ``set_learning_rate``, ``stop_early_job``): requests the worker relays to the engine's
+#: control file (``training/stopping.py``), applied at the next step boundary. Only a running
+#: engine can take them; a paused job resumes from its checkpoint, with its configured rate.
+INTERVENTIONS: dict[str, frozenset[JobStatus]] = {
+    "checkpoint": frozenset({JobStatus.RUNNING}),
+    "learning_rate": frozenset({JobStatus.RUNNING}),
+    "stop_early": frozenset({JobStatus.RUNNING}),
+}
+
+
+_ACTION_HINTS = {
+    "checkpoint": "only a running job can be checkpointed; a paused job already has one",
+    "learning_rate": "only a running job's learning rate can be changed; set it in the configuration "
+                     "of a new job (or retry) otherwise",
+    "stop_early": "only a running job can be stopped early; cancel a queued one",
+    "pause": "only a running job can be paused",
+    "resume": "pause it first, or retry a failed or cancelled job",
+    "cancel": "the job has already ended",
+    "retry": "pause/resume a running job, or wait for it to finish",
+}
+
+
+def check_action(job_id: str, status: str, action: str) -> None:
+    """Raise ``IllegalTransition`` unless a user may ``action`` a job in ``status``.
+
+    ``action`` is a key of ``ACTIONS`` or of ``INTERVENTIONS``.
+    """
+    starts = ACTIONS[action] if action in ACTIONS else INTERVENTIONS[action]
+    allowed = sorted(s.value for s in starts)
+    if JobStatus(status) in starts:
+        return
+    # retry leaves this job as it is (it makes a new one): a conflict, not a transition
+    error = Conflict if action == "retry" else IllegalTransition
+    raise error(
+        f"job {job_id} is '{JobStatus(status).value}'; {action} needs a job that is "
+        f"{' or '.join(allowed)}",
+        _ACTION_HINTS[action],
+        details={"job_id": job_id, "status": JobStatus(status).value, "action": action,
+                 "allowed": allowed},
+    )  # fmt: skip
 
 
 def allowed_from(status: str) -> list[str]:

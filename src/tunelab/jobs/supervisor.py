@@ -11,12 +11,19 @@ the lease, and reads what the user asked for. Stopping the engine: the
 ``control`` file says "pause" (checkpoint at the next step, exit 75); if it has
 not exited after ``grace_s`` it gets SIGTERM, and after another ``grace_s``
 SIGKILL to the whole group.
+
+Interventions (checkpoint now, a new learning rate, stop early) are requests
+recorded as job events by ``jobs.service``; each tick relays the new ones into
+the same ``control`` file (``training.stopping.write_control``: every request
+of this attempt with its event id, rewritten atomically), and the engine
+answers with its own events, which the tailer brings back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -33,12 +40,17 @@ from tunelab.jobs.outcome import Outcome, decide_outcome, finish
 from tunelab.jobs.publish import push_output, write_card
 from tunelab.jobs.queue import LeaseLost, finish_job, owned_job
 from tunelab.jobs.reconcile import stop_stale_engine
+from tunelab.jobs.service import intervention_cursor, pending_interventions
 from tunelab.jobs.states import JobStatus
 from tunelab.jobs.tailer import ingest
 from tunelab.jobs.trainconfig import build_train_config
+from tunelab.monitor.notify import dispatch, job_notification
 from tunelab.monitor.resources import record_sample, sample_resources
 from tunelab.settings import Settings
-from tunelab.store.models import utcnow
+from tunelab.store.models import Job, utcnow
+from tunelab.training.stopping import Command, write_control
+
+log = logging.getLogger("tunelab.worker")
 
 
 def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
@@ -71,6 +83,8 @@ class Supervisor:
         self.action: str | None = None  # pause | cancel | timeout | stop | lost
         self._stop_sent_at: float | None = None
         self._term_sent = False
+        self._cursor = 0  # interventions recorded after this event id are for this attempt
+        self._relayed: list[Command] = []
 
     # -- start -----------------------------------------------------------------
     def prepare(self) -> tuple[dict[str, Any], int | None, float]:
@@ -80,6 +94,7 @@ class Supervisor:
             config = build_train_config(session, job.config, name=job.name or job.id)
             job.run_dir = str(self.run_dir)
             previous_pid, ran_s = job.pid, float((job.tail_state or {}).get("run_seconds", 0.0))
+            self._cursor = intervention_cursor(session, job.id)
             session.commit()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "control").unlink(missing_ok=True)
@@ -110,6 +125,7 @@ class Supervisor:
             return None
         except TunelabError as error:
             finish_job(self.factory, self.job_id, self.worker_id, JobStatus.FAILED, error=error.to_dict())
+            self.notify_end(JobStatus.FAILED.value)
             return JobStatus.FAILED.value
         stop_stale_engine(previous_pid, grace_s=self.grace_s)
         proc = self.start()
@@ -133,7 +149,9 @@ class Supervisor:
                 self.stop_engine(proc)
             time.sleep(self.tick_s)
         outcome = decide_outcome(rc, self.action, self.run_dir)
-        return self.conclude(outcome)
+        status = self.conclude(outcome)
+        self.notify_end(status)
+        return status
 
     def sync(
         self, pid: int, run_seconds: float, sample: dict[str, Any] | None
@@ -149,8 +167,23 @@ class Supervisor:
             if sample is not None:
                 record_sample(session, sample, job_id=job.id, worker_id=self.worker_id)
                 add_event(session, job.id, "resources", sample)
+            self.relay_interventions(session)
             session.commit()
             return job.requested_action, job.timeout_s
+
+    def relay_interventions(self, session: Session) -> None:
+        """Write requests not relayed yet into the control file (all of them, atomically)."""
+        known = {command.id for command in self._relayed}
+        new = [Command(action, event_id, value) for event_id, action, value
+               in pending_interventions(session, self.job_id, self._cursor) if event_id not in known]
+        if new:
+            self._relayed.extend(new)
+            self.write_control()
+
+    def write_control(self) -> None:
+        """The control file: every relayed request, plus ``pause`` once we are stopping the engine."""
+        stopping = self._stop_sent_at is not None and self.action in ("pause", "stop")
+        write_control(self.run_dir / "control", self._relayed, pause=stopping)
 
     def decide_action(self, requested: str | None, timeout_s: float | None, ran: float) -> None:
         if self.action:
@@ -168,7 +201,7 @@ class Supervisor:
         if self._stop_sent_at is None:
             self._stop_sent_at = now
             if self.action in ("pause", "stop"):
-                (self.run_dir / "control").write_text("pause")
+                self.write_control()
             else:
                 self._signal(proc, signal.SIGTERM)
                 self._term_sent = True
@@ -190,6 +223,25 @@ class Supervisor:
             os.killpg(proc.pid, sig)
 
     # -- end -------------------------------------------------------------------
+    def notify_end(self, status: str | None) -> None:
+        """Tell the notification channels that the job completed or failed.
+
+        Delivery runs on a background thread with its own timeouts
+        (``monitor.notify.dispatch``); reading the job or starting the thread
+        failing is logged and never changes the job's outcome.
+        """
+        if status not in (JobStatus.COMPLETED.value, JobStatus.FAILED.value):
+            return
+        try:
+            with self.factory() as session:
+                job = session.get(Job, self.job_id)
+                if job is None:
+                    return
+                note = job_notification(job.to_dict())
+            dispatch(self.factory, self.settings, note)
+        except Exception:
+            log.exception("could not send the notifications for %s", self.job_id)
+
     def conclude(self, outcome: Outcome) -> str | None:
         """Final ingest, model card and outputs, the status change, then any Hub push.
 

@@ -123,7 +123,8 @@ def _record_event(session: Session, job: Job, event: dict[str, Any]) -> None:
         ).first()
         if exists is None:
             session.add(Checkpoint(job_id=job.id, step=data["step"], path=str(data.get("path", ""))))
-    if kind == "started" and isinstance(data.get("total_steps"), int):
+    # "stopped_early" moves the end to the current step, so progress reaches 100% there.
+    if kind in ("started", "stopped_early") and isinstance(data.get("total_steps"), int):
         job.tail_state = {**(job.tail_state or {}), "total_steps": data["total_steps"]}
     if kind == "failed":
         failure = {"message": event.get("message", ""), **data}

@@ -34,13 +34,23 @@ def register_dataset_version(
     parent_id: str | None = None,
     note: str = "",
     description: str = "",
+    tags: list[str] | None = None,
 ) -> DatasetVersion:
-    """Record a stored version under dataset ``name`` (created if new); idempotent per version."""
+    """Record a stored version under dataset ``name`` (created if new); idempotent per version.
+
+    ``tags`` are added to the dataset's tags (a new version never drops the
+    ones an earlier upload gave).
+    """
     dataset = session.scalars(select(Dataset).where(Dataset.name == name)).first()
     if dataset is None:
-        dataset = Dataset(id=f"ds-{uuid.uuid4().hex[:12]}", name=name, description=description)
+        dataset = Dataset(
+            id=f"ds-{uuid.uuid4().hex[:12]}", name=name, description=description, tags=list(tags or [])
+        )
         session.add(dataset)
         session.flush()
+    elif tags:
+        known = list(dataset.tags or [])
+        dataset.tags = known + [tag for tag in tags if tag not in known]  # a new list: JSON is not mutable-tracked
     version = session.get(DatasetVersion, version_id)
     if version is None:
         version = DatasetVersion(
@@ -80,9 +90,16 @@ def get_dataset_version(session: Session, version_id: str) -> DatasetVersion:
 
 
 def list_datasets(
-    session: Session, *, limit: int = 100, offset: int = 0
+    session: Session, *, limit: int = 100, offset: int = 0, tag: str | None = None
 ) -> tuple[list[Dataset], int]:
-    rows = list(session.scalars(select(Dataset).order_by(Dataset.created_at.desc())))
+    """Datasets newest first, those carrying ``tag`` when given, one page and the total.
+
+    The tag filter runs in Python, like the jobs' one: JSON containment is
+    spelled differently by SQLite and PostgreSQL, and the lists are small.
+    """
+    rows = list(session.scalars(select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id)))
+    if tag:
+        rows = [row for row in rows if tag in (row.tags or [])]
     return rows[offset : offset + max(1, limit)], len(rows)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -79,6 +80,7 @@ class Dataset(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     latest_version_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -169,6 +171,8 @@ class Job(Base):
         out = super().to_dict()
         out.pop("tail_state", None)
         out["priority"] = PRIORITY_NAMES.get(self.priority, str(self.priority))
+        out["jobUid"] = self.id  # the workflow guide's name for the id
+        out["resources"] = (self.save_options or {}).get("resources")
         return out
 
 
@@ -263,3 +267,52 @@ class ApiToken(Base):
         out = super().to_dict()
         out.pop("token_hash", None)
         return out
+
+
+class Alert(Base):
+    """A threshold crossed (rule, measured value, threshold); open until ``resolved_at`` is set.
+
+    One open row per rule: the monitor loop fires an alert once when a rule is
+    crossed and resolves it when the value is back under the threshold, so a
+    condition that lasts an hour is one alert, not 120 notifications.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertThreshold(Base):
+    """A threshold changed through the API; rules without a row use the settings' defaults."""
+
+    __tablename__ = "alert_thresholds"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class NotificationChannel(Base):
+    """Where alerts and job notifications go: a generic webhook, a Slack webhook or an email list."""
+
+    __tablename__ = "notification_channels"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    min_level: Mapped[str] = mapped_column(String(16), default="info")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)

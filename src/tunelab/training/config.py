@@ -171,6 +171,15 @@ class TrainConfig(BaseModel):
         return method_spec(self.method).default_learning_rate
 
 
+def learning_rate_bounds() -> tuple[float, float]:
+    """(lowest, highest) learning rate TrainConfig accepts: the range a running job may be set to."""
+    low, high = 0.0, float("inf")
+    for rule in TrainConfig.model_fields["learning_rate"].metadata:
+        low = float(getattr(rule, "ge", low))
+        high = float(getattr(rule, "le", high))
+    return low, high
+
+
 #: How front ends group the fields (dotted names for sections), kept here beside the fields
 #: so no front end keeps its own copy: ``run`` is what to train (the dashboard has its own
 #: pickers for these), ``main`` is shown first and in this order, ``engine`` is written by the

@@ -5,6 +5,12 @@ optimizer and schedule and restores a checkpoint when there is one;
 ``Recipe.train`` is the loop (micro-batches -> backward -> clip -> step, then
 logging, eval, checkpoint and stop checks); ``Recipe.finish`` saves the output and
 evaluates base against tuned. ``run_training`` wraps it with error reporting.
+
+Between steps the loop reads the control file once (``StopSignal.poll``) and
+applies what it asks: checkpoint now, a new learning rate for the next step,
+stop early with the current weights, or pause. Health is checked at logging
+steps only (``diagnostics.py`` over the recent metric lines), as is the
+adapters' update-to-weight ratio, so neither costs anything per step.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import contextlib
 import math
 import random
 import time
+from collections import deque
 from typing import Any
 
 from tunelab import __version__
@@ -21,8 +28,10 @@ from tunelab.models.loading import load_tokenizer, resolve_model_path
 from tunelab.training import exit_codes
 from tunelab.training.batching import Batch, make_batch, plan_epoch
 from tunelab.training.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from tunelab.training.config import TrainConfig
+from tunelab.training.config import TrainConfig, learning_rate_bounds
 from tunelab.training.data import EncodedData, prepare_data
+from tunelab.training.diagnostics import LOSS_WINDOW, diagnose, new_findings
+from tunelab.training.flops import device_name, flop_model, peak_for
 from tunelab.training.hardware import Hardware, detect_hardware
 from tunelab.training.loss import loss_sum, supports_fast_path
 from tunelab.training.methods import get as method_spec
@@ -35,7 +44,7 @@ from tunelab.training.modeling import (
 from tunelab.training.optim import build_optimizer, build_scheduler
 from tunelab.training.preflight import errors_only, preflight
 from tunelab.training.rundir import RunFiles
-from tunelab.training.stopping import StopSignal
+from tunelab.training.stopping import Command, StopSignal
 
 
 class Recipe:
@@ -49,6 +58,8 @@ class Recipe:
             "global_step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_eval_loss": None,
             "evals_without_improvement": 0, "last_loss": None, "last_eval_loss": None,
         }
+        self.history: deque[dict[str, Any]] = deque(maxlen=2 * LOSS_WINDOW)
+        self.diagnoses_active: set[str] = set()
 
     # ---------------------------------------------------------------- setup
     def setup(self) -> None:
@@ -88,6 +99,10 @@ class Recipe:
         self.scheduler = build_scheduler(config, self.optimizer, self.total_steps)
         trainable, total = count_parameters(self.model)
         self.param_counts = {"trainable": trainable, "total": total}
+        spec = method_spec(config.method)
+        self.track_updates = not spec.trains_full_weights  # a copy of the adapter is cheap; of a model not
+        self.flops = flop_model(self.model, trains_full_weights=spec.trains_full_weights)
+        self.peak = peak_for(device_name(self.hw.device), self.hw.precision)
         self._write_resolved_config()
         checkpoint = find_checkpoint(files.checkpoints, config.resume_from)
         if checkpoint is not None:
@@ -98,7 +113,9 @@ class Recipe:
                          "dropped_metric_lines": dropped})
         files.event("started", f"training {config.method} on {self.hw.device} ({self.hw.precision})",
                     {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                     "parameters": self.param_counts, "hardware": self.hw.as_dict()})
+                     "parameters": self.param_counts, "hardware": self.hw.as_dict(),
+                     "peak_flops": self.peak.flops if self.peak else None,
+                     "peak_flops_source": self.peak.source if self.peak else None})
 
     def _report_data(self) -> None:
         stats = self.data.stats
@@ -155,7 +172,9 @@ class Recipe:
         step = self.state["global_step"]
         epoch = step // self.steps_per_epoch
         skip = step % self.steps_per_epoch
-        window = {"loss": 0.0, "targets": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "steps": 0}
+        window = {"loss": 0.0, "targets": 0, "tokens": 0, "time": 0.0, "grad_norm": 0.0, "steps": 0,
+                  "samples": 0, "flops": 0.0}
+        pending: list[Command] = []
         while step < self.total_steps:
             plan = plan_epoch(len(self.data.train), config.batch_size, config.seed, epoch)
             accum = config.gradient_accumulation_steps
@@ -175,7 +194,10 @@ class Recipe:
                     step_loss += float(loss.detach())
                 limit = config.max_grad_norm or float("inf")
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, limit))
+                logs_now = (step + 1) % config.logging_steps == 0 or step + 1 == self.total_steps
+                before = [p.detach().clone() for p in self.params] if logs_now and self.track_updates else None
                 self.optimizer.step()
+                update_ratio = self._update_ratio(before) if before is not None else None
                 if config.method == "adalora":
                     self.model.base_model.update_and_allocate(step)
                 self.scheduler.step()
@@ -183,41 +205,116 @@ class Recipe:
                 step += 1
                 spent = time.perf_counter() - started
                 tokens = sum(b.tokens for b in micro)
+                logits = n_targets if self.fast else tokens
                 self.state.update(global_step=step, tokens_seen=self.state["tokens_seen"] + tokens,
                                   elapsed_s=self.state["elapsed_s"] + spent,
                                   last_loss=step_loss / n_targets)
                 for key, value in (("loss", step_loss), ("targets", n_targets), ("tokens", tokens),
-                                   ("time", spent), ("grad_norm", grad_norm), ("steps", 1)):
+                                   ("time", spent), ("grad_norm", grad_norm), ("steps", 1),
+                                   ("samples", sum(len(ids) for ids in group)),
+                                   ("flops", self.flops.step(tokens, logits))):
                     window[key] += value
+                checkpoint_now = self._apply(pending + self.stop.poll(), step)
                 if step % config.logging_steps == 0 or step == self.total_steps:
-                    self._log_train(window, step)
+                    self._log_train(window, step, update_ratio)
                     window = dict.fromkeys(window, 0)
                 if config.eval_steps and step % config.eval_steps == 0 and self._evaluate(step):
                     files.event("early_stopped", "eval loss stopped improving", {"step": step})
                     self.total_steps = step
+                # A request that landed while logging or evaluating: a pause stops now (as
+                # before), anything else waits for the next step boundary.
+                pending = self.stop.poll()
                 if self.stop.requested():
                     self._save(step)
                     files.clear_control()
                     files.event("paused", f"stopped at step {step} after saving a checkpoint",
                                 {"step": step, "reason": self.stop.reason})
                     return exit_codes.STOPPED
-                if config.save_steps and step % config.save_steps == 0 and step < self.total_steps:
+                if checkpoint_now:
+                    self._save(step, requested=True)
+                elif config.save_steps and step % config.save_steps == 0 and step < self.total_steps:
                     self._save(step)
             epoch += 1
             skip = 0
         return exit_codes.COMPLETED
 
-    def _log_train(self, window: dict[str, float], step: int) -> None:
+    def _log_train(self, window: dict[str, float], step: int, update_ratio: float | None = None) -> None:
         avg_step = self.state["elapsed_s"] / max(1, step)
-        self.files.metrics({
+        seconds = max(window["time"], 1e-9)
+        line = {
             "type": "train", "step": step, "epoch": round(step / self.steps_per_epoch, 4),
             "loss": window["loss"] / max(1, window["targets"]),
             "learning_rate": self.scheduler.get_last_lr()[0],
             "grad_norm": window["grad_norm"] / max(1, window["steps"]),
-            "tokens_per_second": window["tokens"] / max(window["time"], 1e-9),
+            "tokens_per_second": window["tokens"] / seconds,
+            "samples_per_second": window["samples"] / seconds,
             "tokens_seen": self.state["tokens_seen"], "elapsed_s": round(self.state["elapsed_s"], 3),
             "eta_s": round(avg_step * (self.total_steps - step), 1),
-        })
+        }
+        if self.peak is not None:
+            line["mfu"] = window["flops"] / seconds / self.peak.flops
+        if update_ratio is not None:
+            line["update_ratio"] = update_ratio
+        self.files.metrics(line)
+        self._check_health(line)
+
+    def _check_health(self, line: dict[str, Any]) -> None:
+        """Run the diagnosis rules on the recent lines; each new finding becomes an event."""
+        self.history.append(line)
+        report, self.diagnoses_active = new_findings(self.diagnoses_active, diagnose(list(self.history)))
+        for finding in report:
+            self.files.event("diagnosis", f"{finding.message}. {finding.suggestion}", finding.as_dict())
+
+    def _update_ratio(self, before: list[Any]) -> float:
+        """||this step's update|| / ||weights||, over the trainable parameters (one fused pass)."""
+        import torch
+
+        after = [p.detach() for p in self.params]
+        deltas = torch._foreach_sub(after, before)
+        update = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(deltas)))
+        weights = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(after)))
+        return float(update / weights) if float(weights) > 0 else 0.0
+
+    # -------------------------------------------------------- interventions
+    def _apply(self, commands: list[Command], step: int) -> bool:
+        """Carry out the control file's new commands after ``step``; True when a checkpoint is due."""
+        checkpoint = False
+        for command in commands:
+            if command.action == "checkpoint":
+                checkpoint = True
+            elif command.action == "learning_rate" and command.value is not None:
+                self._set_learning_rate(command.value, step, command.id)
+            elif command.action == "stop_early" and step < self.total_steps:
+                planned, self.total_steps = self.total_steps, step
+                self.files.event("stopped_early", f"stopped early at step {step} of {planned} on request; "
+                                 "saving the output with the current weights",
+                                 {"step": step, "planned_steps": planned, "total_steps": step,
+                                  "request_id": command.id})
+        return checkpoint
+
+    def _set_learning_rate(self, value: float, step: int, request_id: int | None) -> None:
+        """The next step runs at ``value``; the schedule is rescaled so its shape carries on from there.
+
+        transformers' schedules are ``base_lr * factor(step)``; scaling ``base_lrs`` by
+        new/current keeps warm-up and decay while starting from the new rate (a
+        checkpoint stores ``base_lrs``, so a resumed run keeps the change).
+        """
+        low, high = learning_rate_bounds()
+        current = float(self.optimizer.param_groups[0]["lr"])
+        if not low <= value <= high:
+            self.files.event("warning", f"learning rate {value:g} refused: it must be between {low:g} and {high:g}",
+                             {"code": "learning_rate_out_of_range", "value": value, "request_id": request_id})
+            return
+        if current > 0:
+            self.scheduler.base_lrs = [base * value / current for base in self.scheduler.base_lrs]
+        else:
+            self.scheduler.base_lrs = [value for _ in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] = value
+        self.scheduler._last_lr = [value for _ in self.optimizer.param_groups]
+        self.files.event("learning_rate_changed", f"learning rate {current:.3g} -> {value:.3g} from step {step + 1}",
+                         {"step": step, "from": current, "to": value, "applies_from_step": step + 1,
+                          "request_id": request_id})
 
     def _evaluate(self, step: int) -> bool:
         """Eval loss now; True when early stopping says stop."""
@@ -238,10 +335,11 @@ class Recipe:
         patience = self.config.early_stopping_patience
         return bool(patience and self.state["evals_without_improvement"] >= patience)
 
-    def _save(self, step: int) -> None:
+    def _save(self, step: int, requested: bool = False) -> None:
         path = save_checkpoint(self.files.checkpoints, step, self.model, self.optimizer, self.scheduler,
                                dict(self.state), self.config.save_total_limit)
-        self.files.event("checkpoint_saved", f"saved {path.name}", {"step": step, "path": str(path)})
+        self.files.event("checkpoint_saved", f"saved {path.name}" + (" on request" if requested else ""),
+                         {"step": step, "path": str(path), "requested": requested})
 
     # --------------------------------------------------------------- finish
     def finish(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Saved configurations: stable ids (content hash), listing, best by eval loss."""
+"""Saved configurations: readable stable ids (see ``jobs.configurations``), listing, best by eval loss."""
 
 from __future__ import annotations
 
@@ -7,24 +7,31 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from tunelab.api.deps import ReadScope, SessionDep, TrainScope, check_name
+from tunelab.api.deps import ReadScope, SessionDep, TrainScope
 from tunelab.api.schemas import ConfigurationCreate, Page
 from tunelab.jobs import configurations as service
+from tunelab.jobs.names import check_name
 from tunelab.training.config import TrainConfig
 
 router = APIRouter(prefix="/api/configurations", tags=["configurations"])
 
 
+ModeQuery = Annotated[
+    service.Mode | None, Query(description="Only configurations saved in this mode (manual or automated).")
+]
+
+
 def load_configuration(session: Session, config_id: str) -> dict[str, Any]:
-    """A saved configuration as a dict (used by job creation from ``configuration_id``)."""
-    return service.get_configuration(session, config_id).to_dict()
+    """A saved configuration as the API shows it, with ``uid``, ``mode`` and the id's ``fields``."""
+    return service.configuration_dict(service.get_configuration(session, config_id))
 
 
 @router.post("", status_code=201, summary="Save a configuration (same content, same id)")
 def save_configuration(body: ConfigurationCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
     check_name(body.name, "name")
-    config = body.model_dump(exclude={"name"})
-    return service.save_configuration(session, config, name=body.name).to_dict()
+    config = body.model_dump(exclude={"name", "mode"})
+    row = service.save_configuration(session, config, name=body.name, mode=body.mode)
+    return service.configuration_dict(row)
 
 
 @router.get("", response_model=Page, summary="List configurations")
@@ -33,19 +40,24 @@ def list_configurations(
     _: ReadScope,
     model: Annotated[str | None, Query(description="Only this model.")] = None,
     dataset: Annotated[str | None, Query(description="Only this dataset.")] = None,
+    mode: ModeQuery = None,
 ) -> dict[str, Any]:
-    rows = service.list_configurations(session, model=model, dataset=dataset)
-    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+    rows = service.list_configurations(session, model=model, dataset=dataset, mode=mode)
+    return {"data": [service.configuration_dict(row) for row in rows], "count": len(rows)}
 
 
-@router.get("/best", summary="Best configuration (lowest eval loss) for a model and dataset")
+@router.get("/best", summary="Best configuration (lowest eval loss), over all or narrowed by filters")
 def best_configuration(
     session: SessionDep,
     _: ReadScope,
-    model: Annotated[str, Query(min_length=1, description="Model id or path.")],
-    dataset: Annotated[str, Query(min_length=1, description="Dataset version id, name or path.")],
+    model: Annotated[str | None, Query(min_length=1, description="Only this model id or path.")] = None,
+    dataset: Annotated[
+        str | None, Query(min_length=1, description="Only this dataset version id, name or path.")
+    ] = None,
+    mode: ModeQuery = None,
 ) -> dict[str, Any]:
-    return service.best_configuration(session, model, dataset).to_dict()
+    """The guide's "load best configuration": ``?mode=manual`` alone works; 404 until a job was evaluated."""
+    return service.configuration_dict(service.best_configuration(session, model, dataset, mode=mode))
 
 
 @router.get(

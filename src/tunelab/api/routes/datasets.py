@@ -1,8 +1,10 @@
 """Datasets: streamed upload, preview without saving, versions, rows, quality, repair, delete.
 
 Uploads are multipart with the file in field ``file`` and optional text fields
-``name``, ``description``, ``format`` and ``mapping`` (JSON). Every file on
-disk is named from server ids; the client's file name is only a label.
+``name``, ``description``, ``tags``, ``format`` and ``mapping`` (JSON). Every
+file on disk is named from server ids; the client's file name and the dataset's
+name are only labels. ``POST /api/preview-csv`` is the workflow guide's preview
+(``preview_router``, mounted at the root of ``/api``).
 
 Thin over the dataset service (``tunelab.jobs.datasets``), which the CLI and
 ``/v1/files`` use too: each route checks the request, calls one service
@@ -21,13 +23,26 @@ from sqlalchemy.orm import Session
 
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
 from tunelab.api.schemas import Page
-from tunelab.api.uploads import client_name, dataset_name, parse_mapping_field, receive_dataset_file
+from tunelab.api.uploads import (
+    client_name,
+    dataset_name,
+    parse_mapping_field,
+    parse_tags_field,
+    receive_dataset_file,
+)
+from tunelab.datasets.inspection import (
+    PREVIEW_DATA_ROWS,
+    TablePreview,
+    preview_table,
+    size_limit_sentence,
+)
 from tunelab.jobs import datasets as dataset_service
 
 if TYPE_CHECKING:  # rows are only passed through to their answer's shape
     from tunelab.store.models import Dataset
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+preview_router = APIRouter(prefix="/api", tags=["datasets"])
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -41,6 +56,7 @@ _UPLOAD_BODY = {
                         "file": {"type": "string", "format": "binary"},
                         "name": {"type": "string", "description": "Dataset name (a label)."},
                         "description": {"type": "string"},
+                        "tags": {"type": "string", "description": 'Tags: a JSON list (["support"]) or "a, b".'},
                         "format": {"type": "string", "description": "Force a format; else detected."},
                         "mapping": {"type": "string", "description": "JSON column mapping."},
                     },
@@ -76,7 +92,7 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
             dataset_service.ingest, session, path, name=dataset_name(upload),
             description=fields.get("description", ""), format=fields.get("format") or None,
             mapping=parse_mapping_field(fields.get("mapping")), source_name=client_name(upload),
-            settings=settings,
+            settings=settings, tags=parse_tags_field(fields.get("tags")),
         )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)  # the normalised version is the copy that is kept
@@ -104,8 +120,10 @@ async def preview_dataset(request: Request, settings: SettingsDep, _: ReadScope)
 @router.get("", response_model=Page, summary="List datasets")
 def list_datasets(session: SessionDep, _: ReadScope,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:  # fmt: skip
-    rows, total = dataset_service.list_datasets(session, limit=limit, offset=offset)
+                  offset: Annotated[int, Query(ge=0)] = 0,
+                  tag: Annotated[str | None, Query(max_length=100, description="Only datasets with this tag.")] = None,
+                  ) -> dict[str, Any]:  # fmt: skip
+    rows, total = dataset_service.list_datasets(session, limit=limit, offset=offset, tag=tag)
     return {"data": [row.to_dict() for row in rows], "count": total}
 
 
@@ -155,3 +173,42 @@ async def repair_dataset(dataset: str, body: RepairRequest, session: SessionDep,
 def delete_dataset(dataset: str, session: SessionDep, settings: SettingsDep, _: TrainScope) -> Response:
     dataset_service.delete(session, dataset, settings=settings)
     return Response(status_code=204)
+
+
+_PREVIEW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "CSV, TSV, JSON, JSONL, TXT or Parquet."},
+                        "format": {"type": "string", "description": "Force a format; else detected."},
+                        "mapping": {"type": "string", "description": "JSON column mapping."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@preview_router.post("/preview-csv", response_model=TablePreview,
+                     summary="The guide's dataset preview: columns, first rows, statistics, validation errors",
+                     openapi_extra=_PREVIEW_BODY)  # fmt: skip
+async def preview_csv(request: Request, settings: SettingsDep, _: ReadScope,
+                      rows: Annotated[int, Query(ge=0, le=100, description="How many rows `data` holds.")] = PREVIEW_DATA_ROWS,
+                      ) -> TablePreview:  # fmt: skip
+    """Any file tunelab reads (not only CSV), up to ``preview_max_bytes`` (50 MB by default); nothing is stored."""
+    limit = settings.preview_max_bytes
+    upload, path = await receive_dataset_file(request, settings, limit=limit, too_large=size_limit_sentence(limit),
+                                              limit_setting="TUNELAB_PREVIEW_MAX_BYTES")  # fmt: skip
+    try:
+        return await run_in_threadpool(
+            preview_table, path, filename=client_name(upload), rows=rows, max_bytes=limit,
+            format=upload.fields.get("format") or None, mapping=parse_mapping_field(upload.fields.get("mapping")),
+        )  # fmt: skip
+    finally:
+        path.unlink(missing_ok=True)

@@ -16,39 +16,42 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope, check_name
+from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
 from tunelab.api.schemas import CompareRequest, JobCreate, JobPublic, JobsPublic, Page
 from tunelab.errors import InvalidInput
 from tunelab.jobs import service
+from tunelab.jobs.names import check_name
+from tunelab.jobs.trainconfig import job_request as request_config
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-def job_config_from(session: Any, body: JobCreate) -> tuple[dict[str, Any], str | None]:
-    """The {model, dataset, hyperparameters} to run, from the body or a saved configuration."""
-    if (body.configuration is None) == (body.configuration_id is None):
-        raise InvalidInput(
-            "give exactly one of `configuration` and `configuration_id`",
-            "send configuration {model, dataset, hyperparameters} or a saved configuration_id",
-        )
-    if body.configuration is not None:
-        return body.configuration.model_dump(), None
-    from tunelab.api.routes.configurations import load_configuration
-
-    saved = load_configuration(session, body.configuration_id or "")
-    return {k: saved[k] for k in ("model", "dataset", "hyperparameters")}, saved["id"]
-
-
 def save_options(body: JobCreate) -> dict[str, Any]:
-    check_name(body.save.model_name, "save.model_name")
-    options = body.save.model_dump()
+    """``save`` or the guide's ``modelSaving`` (not both) as the service's save options."""
+    if body.modelSaving is not None and "save" in body.model_fields_set:
+        raise InvalidInput("give `save` or `modelSaving`, not both", "they are the same options; send one")
+    if body.modelSaving is not None:
+        guide = body.modelSaving
+        options = {"save_model": guide.saveModel, "model_name": guide.modelName,
+                   "push_to_hub": guide.pushToHub, "make_public": guide.makePublic}  # fmt: skip
+    else:
+        options = body.save.model_dump()
+    check_name(options["model_name"], "modelSaving.modelName" if body.modelSaving else "save.model_name")
     options["public"] = options["make_public"]  # the service's name for it
+    if body.resources is not None:
+        options["resources"] = body.resources.model_dump()
     return options
 
 
 @router.post("", status_code=201, response_model=JobPublic, summary="Create (and queue) a job")
 def create_job(body: JobCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
-    config, configuration_id = job_config_from(session, body)
+    """The guide's body works as printed: model and dataset as ``{uid, name}``, ``modelSaving``.
+
+    The answer is the job with ``jobUid`` (= ``id``), and ``warnings`` when
+    something sent was not used as the sender may have meant.
+    """
+    configuration = body.configuration.model_dump(exclude_none=True) if body.configuration else None
+    config, configuration_id, warnings = request_config(session, configuration, body.configuration_id)
     job = service.create_job(
         session,
         config,
@@ -60,11 +63,12 @@ def create_job(body: JobCreate, session: SessionDep, _: TrainScope) -> dict[str,
         timeout_s=body.timeout_s,
         max_attempts=body.max_attempts,
         submit=body.submit,
+        configuration_id=configuration_id,
     )
-    if configuration_id and hasattr(job, "configuration_id"):
-        job.configuration_id = configuration_id
-        session.commit()
-    return job.to_dict()
+    out = job.to_dict()
+    if warnings:
+        out["warnings"] = warnings
+    return out
 
 
 @router.get("", response_model=JobsPublic, summary="List jobs (newest first)")
@@ -84,8 +88,9 @@ def list_jobs(
 
 
 @router.post("/compare", summary="Compare several jobs on chosen metrics")
-def compare_jobs(body: CompareRequest, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return service.compare_jobs(session, body.job_ids, body.metrics)
+def compare_jobs(body: CompareRequest, session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    """Logged metrics by name, and the job totals final_loss, training_time, gpu_hours and cost."""
+    return service.compare_jobs(session, body.job_ids, body.metrics, settings)
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="One job")

@@ -5,7 +5,8 @@ dataset formats, file types, training methods and the TrainConfig field groups h
 instead of keeping copies that drift from the server: statuses, transitions and user
 actions come from ``jobs/states.py``, formats from ``datasets/formats.py``, file suffixes
 from ``datasets/readers.py``, methods from ``training/methods.py`` and field groups from
-``training/config.py``. Nothing here depends on the store's contents, so the answer is
+``training/config.py``, model categories and use cases from ``models/categories.py``.
+Nothing here depends on the store's contents, so the answer is
 built once per process.
 """
 
@@ -66,6 +67,10 @@ class Meta(BaseModel):
     actions: dict[str, list[str]] = Field(
         description="User action (pause, resume, cancel, retry) -> statuses it may start from."
     )
+    interventions: dict[str, list[str]] = Field(
+        description="Intervention on a running engine (checkpoint, learning_rate, stop_early) -> statuses it "
+        "may be asked in."
+    )
     priorities: list[str] = Field(description="Queue priorities, highest first.")
     default_priority: str = Field(description="Priority of a job created without one.")
     dataset_formats: list[DatasetFormat] = Field(description="Formats in detection order.")
@@ -75,6 +80,16 @@ class Meta(BaseModel):
     )
     methods: list[Method] = Field(description="Fine-tuning methods (the method registry).")
     field_groups: list[FieldGroup] = Field(description="TrainConfig fields grouped for forms.")
+    model_categories: list[str] = Field(
+        description="Model categories for browsing and POST /api/models, in display order (models/categories.py)."
+    )
+    model_use_cases: dict[str, str] = Field(
+        description="Use case key -> description, for GET /api/models/recommendations?use_case=."
+    )
+    alert_rules: list[str] = Field(description="Threshold rules, the keys of PUT /api/alerts/thresholds.")
+    notification_kinds: list[str] = Field(description="Notification channel kinds.")
+    notification_events: list[str] = Field(description="Events a notification channel can take.")
+    notification_levels: list[str] = Field(description="Notification levels, least serious first.")
 
 
 def _methods() -> list[dict[str, Any]]:
@@ -89,7 +104,10 @@ def build_meta() -> dict[str, Any]:
     from tunelab.api.schemas import JobCreate
     from tunelab.datasets.formats import FORMATS
     from tunelab.datasets.readers import FILE_TYPES, SUFFIXES
-    from tunelab.jobs.states import ACTIONS, TERMINAL, TRANSITIONS, JobStatus
+    from tunelab.jobs.states import ACTIONS, INTERVENTIONS, TERMINAL, TRANSITIONS, JobStatus
+    from tunelab.models.categories import CATEGORIES, USE_CASES
+    from tunelab.monitor.alerts import RULES
+    from tunelab.monitor.notify import EVENTS, KINDS, LEVELS
     from tunelab.store.models import PRIORITIES
     from tunelab.training.config_docs import field_groups
 
@@ -100,6 +118,8 @@ def build_meta() -> dict[str, Any]:
         "terminal_statuses": [s.value for s in sorted(TERMINAL, key=by_order)],
         "transitions": {s.value: [t.value for t in sorted(TRANSITIONS[s], key=by_order)] for s in order},
         "actions": {name: [s.value for s in sorted(starts, key=by_order)] for name, starts in ACTIONS.items()},
+        "interventions": {name: [s.value for s in sorted(starts, key=by_order)]
+                          for name, starts in INTERVENTIONS.items()},
         "priorities": sorted(PRIORITIES, key=PRIORITIES.__getitem__),
         "default_priority": JobCreate.model_fields["priority"].default,
         "dataset_formats": [{"name": name, "columns": [list(slot) for slot in slots]} for name, slots in FORMATS.items()],
@@ -107,6 +127,12 @@ def build_meta() -> dict[str, Any]:
         "file_suffixes": dict(SUFFIXES),
         "methods": _methods(),
         "field_groups": field_groups(),
+        "model_categories": list(CATEGORIES),
+        "model_use_cases": dict(USE_CASES),
+        "alert_rules": list(RULES),
+        "notification_kinds": list(KINDS),
+        "notification_events": list(EVENTS),
+        "notification_levels": list(LEVELS),
     }  # fmt: skip
 
 

@@ -12,6 +12,8 @@ from tunelab import __version__
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["system"])
+#: Routes at the root: the workflow guide's health script curls ``/health`` on each port.
+root_router = APIRouter(tags=["system"])
 
 
 @router.get("/health", summary="Liveness and database check (no token needed)")
@@ -20,6 +22,11 @@ def health(session: SessionDep) -> dict[str, Any]:
 
     session.execute(text("SELECT 1"))
     return {"status": "ok", "version": __version__}
+
+
+@root_router.get("/health", summary="Liveness and database check at the root (same as /api/health)")
+def root_health(session: SessionDep) -> dict[str, Any]:
+    return health(session)
 
 
 @router.get("/version", summary="tunelab, Python and library versions")

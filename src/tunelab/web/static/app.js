@@ -10,6 +10,8 @@
  */
 
 import { setupTokenDialog } from "./js/api.js";
+import { pageAlerts } from "./js/pages/alerts.js";
+import { pageAnalytics } from "./js/pages/analytics.js";
 import { pageChat } from "./js/pages/chat.js";
 import { pageDataset } from "./js/pages/dataset.js";
 import { pageDatasets } from "./js/pages/datasets.js";
@@ -31,5 +33,7 @@ startRouter([
   [/^#\/models\/(.+)$/, "models", pageModel],
   [/^#\/models$/, "models", pageModels],
   [/^#\/system$/, "system", pageSystem],
+  [/^#\/alerts$/, "alerts", pageAlerts],
+  [/^#\/analytics$/, "analytics", pageAnalytics],
   [/^#\/chat(?:\?(.*))?$/, "chat", pageChat],
 ]);

@@ -2,7 +2,7 @@
  * job draws the same chart), shows curves, stats, events, log, resources, configuration and
  * artifacts, and offers exactly the actions the API's state machine allows from the status. */
 
-import { api, loadMeta } from "../api.js";
+import { api, invalidInput, loadMeta } from "../api.js";
 import { lineChart } from "../chart.js";
 import { append, badge, el, enc, errorBox, every, fill, section, showError, table, throttle } from "../dom.js";
 import { fmt } from "../format.js";
@@ -14,7 +14,8 @@ const SERIES = [
   { key: "eval_loss", label: "eval loss", color: "#dc6803", axis: "left", dash: [6, 4] },
   { key: "learning_rate", label: "learning rate", color: "#12b76a", axis: "right" },
 ];
-const METRIC_KEYS = ["epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "eta_s"];
+const METRIC_KEYS = ["epoch", "loss", "eval_loss", "learning_rate", "grad_norm", "tokens_per_second", "eta_s",
+  "samples_per_second", "mfu", "update_ratio"];
 const capitalise = (word) => word.charAt(0).toUpperCase() + word.slice(1);
 
 export async function pageJob(view, signal, jobId) {
@@ -24,6 +25,7 @@ export async function pageJob(view, signal, jobId) {
   const steps = new Map();
   const events = [];
   const logs = [];
+  const diagnoses = [];
   const ui = jobLayout(job, meta, signal);
   append(view, ui.root);
 
@@ -35,6 +37,11 @@ export async function pageJob(view, signal, jobId) {
       button.disabled = !action.when.includes(job.status);
       if (action.name === "resume") button.textContent = job.status === "created" ? "Queue" : action.label;
     }
+    for (const [intervention, button] of ui.interventions) {
+      const allowed = intervention.when.includes(job.status) && !job.requested_action;
+      button.disabled = !allowed;
+      if (intervention.input) intervention.input.disabled = !allowed;
+    }
     const last = [...steps.values()].filter((m) => m.loss !== undefined).pop() || {};
     const progress = jobProgress(job);
     ui.progress.value = progress;
@@ -42,7 +49,10 @@ export async function pageJob(view, signal, jobId) {
     const max = (job.config.hyperparameters || {}).max_steps;
     ui.stats.step.textContent = `${job.global_step ?? last.step ?? 0}${max ? ` / ${max}` : ""}`;
     ui.stats.eta.textContent = terminal.includes(job.status) ? "done" : fmt.duration(last.eta_s);
-    ui.stats.speed.textContent = last.tokens_per_second ? `${fmt.num(last.tokens_per_second, 3)} tok/s` : "–";
+    ui.stats.speed.textContent = last.tokens_per_second ? `${fmt.num(last.tokens_per_second, 3)} tok/s`
+      + (last.samples_per_second ? ` · ${fmt.num(last.samples_per_second, 3)} samples/s` : "") : "–";
+    ui.stats.mfu.textContent = typeof last.mfu === "number" ? `${(last.mfu * 100).toFixed(1)}%` : "–";
+    ui.stats.update.textContent = typeof last.update_ratio === "number" ? fmt.num(last.update_ratio, 3) : "–";
     ui.stats.loss.textContent = fmt.num(last.loss);
     const evals = [...steps.values()].filter((m) => m.eval_loss !== undefined && m.eval_loss !== null);
     ui.stats.evalLoss.textContent = evals.length ? fmt.num(evals[evals.length - 1].eval_loss) : "–";
@@ -82,6 +92,33 @@ export async function pageJob(view, signal, jobId) {
     renderJob();
   };
 
+  ui.onIntervention = async (intervention) => {
+    ui.actionResult.replaceChildren();
+    let body;
+    if (intervention.input) {
+      const value = Number(intervention.input.value);
+      if (!intervention.input.value || !Number.isFinite(value) || value <= 0) {
+        showError(ui.actionResult, invalidInput("enter a learning rate, e.g. 1e-4", "a positive number such as 0.0001"));
+        return;
+      }
+      body = { learning_rate: value };
+    }
+    try {
+      const answer = await api("POST", `/api/jobs/${enc(job.id)}/${intervention.name.replaceAll("_", "-")}`, body);
+      job = answer.job;
+      fill(ui.actionResult, el("p", { class: "ok", role: "status" },
+        `${intervention.label} requested (request ${answer.request.id}): the engine applies it at its next step `
+        + `and answers with a ${answer.request.answer_event} event.`));
+    } catch (error) { showError(ui.actionResult, error); }
+    renderJob();
+  };
+  const renderHealth = () => {
+    fill(ui.health, diagnoses.length ? el("ul", { class: "diagnoses" }, ...diagnoses.slice(-10).reverse().map((d) =>
+      el("li", {}, el("span", { class: "tag" }, d.code), " ", el("strong", {}, `step ${d.step}: ${d.message}`),
+        el("br"), el("span", { class: "muted" }, d.suggestion))))
+      : el("p", { class: "muted" }, "No problems found (loss, gradients and numbers are checked at every logged step)."));
+  };
+
   const onEvent = (event) => {
     const d = event.data || {};
     if (event.type === "metrics" && typeof d.step === "number") {
@@ -97,6 +134,7 @@ export async function pageJob(view, signal, jobId) {
       const text = event.type === "status" ? `${d.previous ?? "–"} → ${d.status}` : String(d.message ?? d.type ?? "");
       events.push({ at: event.created_at, kind: event.type === "status" ? "status" : String(d.type || "event"), text });
       renderLog();
+      if (d.type === "diagnosis" && d.data) { diagnoses.push(d.data); renderHealth(); }
       if (event.type === "status") refresh();
     } else if (event.type === "resources") {
       ui.resources.textContent = resourceLine(d);
@@ -104,6 +142,7 @@ export async function pageJob(view, signal, jobId) {
   };
 
   renderJob();
+  renderHealth();
   loadArtifacts(job.id, ui.artifacts);
   every(5000, () => { if (!terminal.includes(job.status)) refresh(); }, signal);
   const end = await followJob(job.id, { onEvent, signal, onState: (s) => { ui.live.textContent = `stream: ${s}`; } });
@@ -115,7 +154,7 @@ export async function pageJob(view, signal, jobId) {
 }
 
 function jobLayout(job, meta, signal) {
-  const ui = { buttons: [], stats: {} };
+  const ui = { buttons: [], interventions: [], stats: {} };
   ui.title = el("h1", {}, job.name || job.id);
   ui.badge = el("span");
   ui.live = el("span", { class: "muted small", role: "status" }, "stream: connecting");
@@ -124,6 +163,19 @@ function jobLayout(job, meta, signal) {
   for (const [name, when] of Object.entries(meta.actions)) {  // the moves and where each may start
     const action = { name, when, label: capitalise(name) };
     ui.buttons.push([action, el("button", { type: "button", onclick: () => ui.onAction(action) }, action.label)]);
+  }
+  for (const [name, when] of Object.entries(meta.interventions)) {  // checkpoint, learning rate, stop early
+    const intervention = { name, when, label: capitalise(name.replaceAll("_", " ")) };
+    const nodes = [];
+    if (name === "learning_rate") {
+      intervention.input = el("input", { type: "number", step: "any", min: "0", placeholder: "e.g. 0.0001",
+        "aria-label": "New learning rate", class: "lr-input" });
+      intervention.label = "Set learning rate";
+      nodes.push(intervention.input);
+    } else if (name === "checkpoint") intervention.label = "Checkpoint now";
+    const button = el("button", { type: "button", class: "quiet", onclick: () => ui.onIntervention(intervention) }, intervention.label);
+    nodes.push(button);
+    ui.interventions.push([intervention, button, nodes]);
   }
   const stat = (key, label) => { ui.stats[key] = el("dd", {}, "–"); return el("div", { class: "stat" }, el("dt", {}, label), ui.stats[key]); };
   ui.progress = el("progress", { max: 1, value: 0, "aria-label": "Job progress" });
@@ -138,12 +190,16 @@ function jobLayout(job, meta, signal) {
     el("div", { class: "page-head" }, el("div", {}, ui.title, el("div", { class: "muted small" }, job.id, " · ", ui.live)), ui.badge),
     el("div", { class: "actions", role: "group", "aria-label": "Job actions" }, ui.buttons.map(([, b]) => b),
       (ui.chatLink = el("a", { class: "button", href: `#/chat?model=${enc(job.id)}`, hidden: true }, "Chat with the tuned model"))),
+    el("div", { class: "actions", role: "group", "aria-label": "Job interventions" },
+      el("span", { class: "muted small" }, "While it runs:"), ui.interventions.flatMap(([, , nodes]) => nodes)),
     job.description || (job.tags || []).length ? el("p", { class: "job-about" }, job.description || "", " ",
       (job.tags || []).map((t) => el("span", { class: "tag" }, t))) : null,
     ui.actionResult, ui.error,
     el("dl", { class: "stats" }, stat("step", "Step"),
       el("div", { class: "stat wide" }, el("dt", {}, "Progress"), el("dd", {}, ui.progress, " ", (ui.stats.progress = el("span", {}, "–")))),
-      stat("eta", "ETA"), stat("speed", "Throughput"), stat("loss", "Loss"), stat("evalLoss", "Eval loss"), stat("attempts", "Attempts")),
+      stat("eta", "ETA"), stat("speed", "Throughput"), stat("mfu", "MFU"), stat("update", "Update/weight"),
+      stat("loss", "Loss"), stat("evalLoss", "Eval loss"), stat("attempts", "Attempts")),
+    section("Training health", (ui.health = el("div", { "aria-live": "polite" }))),
     section("Training curves", ui.chart.node),
     section("Metrics (latest steps)", el("table", { "aria-label": "Metrics" },
       el("thead", {}, el("tr", {}, ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "tokens/s"].map((h) => el("th", { scope: "col" }, h)))),
