@@ -6,7 +6,7 @@ the main API, one on the training API (``tunelab serve --training-port 8001``
 serves the same app on both, so both may be the same URL).
 
     tunelab serve --port 8000 --training-port 8001 &
-    python examples/guide_client.py customer_support.csv
+    python examples/guide_client.py examples/data/customer_support.csv
 
 Options: ``--url`` / ``--training-url`` (default the guide's 127.0.0.1:8000 and
 :8001), ``--model`` to train a given model instead of the first search result

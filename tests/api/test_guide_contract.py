@@ -175,3 +175,42 @@ def test_the_guide_call_for_call(studio: dict[str, str], dataset_csv: Path, tiny
     # Health checks: curl -f http://localhost:$port/health on both API ports
     for url in (main, training):
         assert http.get(f"{url}/health").json()["status"] == "ok"
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "guide_client.py"
+EXAMPLE_DATA = EXAMPLE.parent / "data" / "customer_support.csv"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_guide_sdk_example_runs_as_documented(studio: dict[str, str], tiny_model_dir: Path) -> None:
+    """``examples/guide_client.py`` with the shipped CSV, as docs/api.md runs it (tiny model, few steps)."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(EXAMPLE_DATA), "--url", studio["main"],
+         "--training-url", studio["training"], "--model", str(tiny_model_dir),
+         "--hyperparameters", '{"max_steps": 3}'],
+        capture_output=True, text=True, timeout=540, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'total_rows': 24, 'total_columns': 2, 'has_required_columns': True" in done.stdout
+    assert "status: completed" in done.stdout
+    assert "Loss:" in done.stdout and '"status": "completed"' in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_dataset_named_in_chinese_uploads_lists_and_trains(
+    studio: dict[str, str], dataset_csv: Path, tiny_model_dir: Path
+) -> None:
+    with Client(studio["main"]) as client:
+        stored = client.upload_dataset(dataset_csv, name="客服数据")
+        assert stored["name"] == "客服数据"
+        assert "客服数据" in [row["name"] for row in client.list_datasets()["data"]]
+        job = client.submit_job({
+            "name": "客服 微调",
+            "configuration": {"model": str(tiny_model_dir), "dataset": {"name": "客服数据"},
+                              "hyperparameters": {"max_steps": 2, "batch_size": 4}},
+        })  # fmt: skip
+        final = client.wait_job(job["id"], timeout_s=480)
+    assert final["status"] == "completed", final
+    assert final["name"] == "客服 微调"
