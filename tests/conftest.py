@@ -36,12 +36,20 @@ def shared_datasets() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def tunelab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own TUNELAB_HOME so no test sees another's state."""
+def tunelab_home(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Path:  # fmt: skip
+    """Each test gets its own TUNELAB_HOME so no test sees another's state.
+
+    The tests' temporary folder is the one root where the local admin may name
+    server paths (the tiny model, a test's dataset file), set here once for the
+    in-process app and every server a test starts; tests of the refusal build
+    their settings with ``allow_server_paths=[]``.
+    """
     home = tmp_path / "tunelab-home"
     home.mkdir()
     monkeypatch.setenv("TUNELAB_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TUNELAB_ALLOW_SERVER_PATHS", json.dumps([str(tmp_path_factory.getbasetemp())]))
     from tunelab.settings import get_settings
 
     get_settings.cache_clear()

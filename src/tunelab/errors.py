@@ -91,6 +91,30 @@ class DatabaseUnavailable(TunelabError):
     code = "database_unavailable"
 
 
+class DatabaseBusy(DatabaseUnavailable):
+    """No store connection came free in time (every pooled connection in use): retry shortly."""
+
+    code = "database_busy"
+
+
+class ServiceUnhealthy(TunelabError):
+    """``/api/health`` found a part of the service down (an embedded worker gone or stalled)."""
+
+    code = "unhealthy"
+
+
+class PromptTooLong(TunelabError):
+    """A chat prompt longer than the model's context or the server's cap (400, with the numbers)."""
+
+    code = "prompt_too_long"
+
+
+class ModelBusy(TunelabError):
+    """Every place in a model's chat queue is taken: 503, retry after ``Retry-After``."""
+
+    code = "model_busy"
+
+
 HTTP_STATUS: dict[str, int] = {
     "error": 500,
     "invalid_input": 422,
@@ -105,7 +129,11 @@ HTTP_STATUS: dict[str, int] = {
     "payload_too_large": 413,
     "file_too_large": 413,
     "model_unavailable": 424,
+    "prompt_too_long": 400,
+    "model_busy": 503,
     "database_unavailable": 503,
+    "database_busy": 503,
+    "unhealthy": 503,
 }
 
 

@@ -43,6 +43,29 @@ class Settings(BaseSettings):
     hub_retry_s: float = Field(
         default=30.0, ge=0, description="After the Hub failed, how long searches skip it before trying again."
     )
+    # Connection pools, one per role, so API load can never take the worker's connections.
+    api_pool_size: int = Field(default=10, ge=1, le=1000, description="Store connections the API keeps open.")
+    api_pool_overflow: int = Field(
+        default=30, ge=0, le=1000,
+        description="Extra API connections opened under load, closed when idle (size + overflow = 40, the "
+        "request thread pool, so sync routes never wait for a connection).",
+    )
+    api_pool_timeout_s: float = Field(
+        default=2.0, gt=0, le=300,
+        description="Longest an API request waits for a store connection; then 503 with Retry-After.",
+    )
+    worker_pool_size: int = Field(default=4, ge=1, le=1000, description="Store connections a worker process keeps open.")
+    worker_pool_overflow: int = Field(default=4, ge=0, le=1000, description="Extra worker connections under load.")
+    worker_pool_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Longest a worker tick waits for a store connection; then it retries."
+    )
+    worker_backoff_max_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Longest pause between a worker's retries after a failed tick (the pause doubles from 0.5 s).",
+    )
+    worker_stale_s: float = Field(
+        default=120.0, gt=0, description="/api/health turns 503 when an embedded worker's loop has not ticked for this long."
+    )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8420, ge=1, le=65535, description="Port the server listens on.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
@@ -51,6 +74,18 @@ class Settings(BaseSettings):
     )
     price_per_cpu_hour: float = Field(
         default=0.0, ge=0, description="What one hour of a job trained without a GPU costs; `cost` in comparisons."
+    )
+    allow_server_paths: list[Path] = Field(
+        default_factory=list,
+        description="Folders an admin token may name server paths in (job datasets, models, checkpoints); "
+        "empty: the API takes stored ids and catalog names only. TUNELAB_ALLOW_SERVER_PATHS='[\"/data\"]'.",
+    )
+    chat_max_prompt_tokens: int = Field(
+        default=8192, ge=1, description="Longest prompt /v1/chat/completions accepts, in tokens (also capped "
+        "by the model's context)."
+    )
+    chat_queue_size: int = Field(
+        default=8, ge=1, le=1000, description="Chat requests per model running or waiting; more get 503."
     )
     require_token: bool = Field(
         default=False,

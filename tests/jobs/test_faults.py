@@ -1,10 +1,11 @@
-"""Fault tests with real worker processes: kill -9 mid-training, and three workers on PostgreSQL."""
+"""Fault tests with real workers: kill -9 mid-training, three workers on PostgreSQL, store outages."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -111,3 +112,69 @@ def test_three_workers_thirty_jobs_each_run_exactly_once(
     assert set(starts) == ids and set(starts.values()) == {1}  # each job started exactly once
     assert set(ran_by) == {"pg-worker-0", "pg-worker-1", "pg-worker-2"}
     assert sum(ran_by.values()) == 30
+
+
+def _store_outage(folder: Path, url: str, settings: object) -> Path:
+    """Take the database away from the worker: its folder renamed, the worker's pooled connections closed.
+
+    New connections then fail with SQLite's own ``unable to open database file``
+    (an OperationalError) until ``_store_back`` renames the folder back.
+    """
+    from tunelab.store.db import get_engine
+
+    away = folder.with_name(folder.name + ".away")
+    folder.rename(away)
+    get_engine(url, "worker", settings).dispose()  # type: ignore[arg-type]
+    return away
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_worker_survives_store_outages_and_completes_the_job(
+    tunelab_home: Path, make_config, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store vanishes before the first tick and again mid-training; the worker retries and finishes."""
+    import logging
+    import threading
+
+    from tunelab.jobs.worker import Worker
+    from tunelab.settings import Settings
+
+    folder = tunelab_home / "store"
+    url = f"sqlite:///{folder / 'tunelab.db'}"
+    settings = Settings(home=tunelab_home, database_url=url, worker_backoff_max_s=1.0)
+    factory = session_factory(url)
+    with factory() as session:
+        job_id = service.create_job(session, make_config(model=str(tiny_model_dir), max_steps=10, **FAST)).id
+    worker = Worker(session_factory(url, role="worker", settings=settings), "flaky-store-worker", settings,
+                    tick_s=0.2, poll_s=0.2, sample_s=1.0, grace_s=20, lease_s=10)  # fmt: skip
+    caplog.set_level(logging.WARNING, logger="tunelab.worker")
+    away = _store_outage(folder, url, settings)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.health(60)["consecutive_errors"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert worker.health(60)["consecutive_errors"] >= 3 and thread.is_alive()
+        assert "unable to open database file" in (worker.last_error or "")
+        away.rename(folder)  # the store is back
+        wait_for_job(factory, job_id, lambda j: (j.global_step or 0) >= 2, timeout=240)
+        away = _store_outage(folder, url, settings)  # again, while the engine trains
+        time.sleep(2.0)
+        away.rename(folder)
+        job = wait_for_job(factory, job_id, lambda j: j.status in ("completed", "failed"), timeout=240)
+        assert thread.is_alive() and worker.health(60)["problem"] is None
+    finally:
+        if away.exists():
+            away.rename(folder)
+        worker.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert job.status == "completed", job.error
+    assert job.attempts == 1  # the outages cost no attempt
+    with factory() as session:
+        assert [m.step for m in service.list_metrics(session, job_id)] == list(range(1, 11))
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert any(job_id in line and "tick failed" in line for line in retries), retries  # the supervisor's tick
+    assert any("flaky-store-worker" in line for line in retries), retries  # the worker loop's

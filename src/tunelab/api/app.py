@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunelab import __version__
 from tunelab.api.auth import check_startup
-from tunelab.api.errors import error_body, install_error_handlers
+from tunelab.api.errors import document_errors, error_body, install_error_handlers
 from tunelab.monitor.alerts import MonitorLoop, ResponseTimes
 from tunelab.settings import Settings, get_settings
 
@@ -58,6 +58,39 @@ class BodySizeLimit:
             if length is not None and length.isdigit() and int(length) > limit:
                 await _send_413(send, int(length), limit, preview=path == PREVIEW_PATH,
                                 file_limit=self.preview_max_bytes)  # fmt: skip
+                return
+        await self.app(scope, receive, send)
+
+
+class RefuseNul:
+    """Answer 422 to a URL whose path or query holds a NUL character (``%00``).
+
+    No id, name or filter holds one, and PostgreSQL cannot even compare text
+    with one, so it is refused here, for every route at once; text in bodies
+    goes through ``jobs/names.py`` (``check_name``, ``check_text``).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            query = scope.get("query_string", b"")
+            where = "path" if "\x00" in scope["path"] else "query" if b"%00" in query or b"\x00" in query else None
+            if where is not None and scope["type"] == "http":
+                import json
+
+                body = json.dumps(error_body(
+                    "invalid_input", f"the URL {where} holds a NUL character (%00)",
+                    "remove %00 from the URL; ids, names and filters never hold one",
+                    {"fields": [{"field": where, "problem": "NUL character"}]},
+                )).encode()  # fmt: skip
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": 422, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if where is not None:  # a WebSocket: refuse the handshake
+                await send({"type": "websocket.close", "code": 4422})
                 return
         await self.app(scope, receive, send)
 
@@ -106,6 +139,18 @@ async def _send_413(send: Send, length: int, limit: int, *, preview: bool = Fals
     await send({"type": "http.response.body", "body": body})
 
 
+def _document_errors_in_openapi(app: FastAPI) -> None:
+    """``/openapi.json`` lists every operation's error answers (``api/errors.document_errors``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(app, generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastAPI:
     """Build the studio's API for ``settings`` (default: from the environment)."""
     from tunelab.api.routes import ROUTERS
@@ -115,7 +160,7 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
     settings = settings or get_settings()
     for folder in (settings.home, settings.datasets_dir, settings.runs_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    sessions = session_factory(settings.resolved_database_url)
+    sessions = session_factory(settings.resolved_database_url, role="api", settings=settings)  # its own pool
     check_startup(settings, sessions)
     response_times = ResponseTimes()
     outer_lifespan = fastapi_kwargs.pop("lifespan", None)
@@ -132,6 +177,9 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
                     yield
         finally:
             loop.stop()
+            chat_models = getattr(app.state, "chat_models", None)
+            if chat_models is not None:  # generations still running stop at their next token
+                chat_models.cancel_all()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -144,10 +192,12 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.response_times = response_times
+    app.state.workers = []  # embedded workers (`tunelab serve` adds them); /api/health watches their loops
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     mount_dashboard(app)  # static pages at /ui over this same API (tunelab.web)
+    _document_errors_in_openapi(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -158,5 +208,6 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
         )
     app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes,
                        preview_max_bytes=settings.preview_max_bytes)  # fmt: skip
+    app.add_middleware(RefuseNul)
     app.add_middleware(ResponseTimer, window=response_times)  # outermost: times every request
     return app

@@ -14,7 +14,8 @@ from fastapi import Depends
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
-from tunelab.api.auth import Principal, require_scope
+from tunelab.api.auth import Principal, principal, require_scope
+from tunelab.jobs.paths import PathAccess, api_access
 from tunelab.settings import Settings
 
 
@@ -32,7 +33,13 @@ def get_session(conn: HTTPConnection) -> Iterator[Session]:
         session.close()
 
 
+def get_path_access(conn: HTTPConnection) -> PathAccess:
+    """Which server paths this caller may name in a job: none, unless an admin and TUNELAB_ALLOW_SERVER_PATHS."""
+    return api_access(conn.app.state.settings, admin="admin" in principal(conn).scopes)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ServerPaths = Annotated[PathAccess, Depends(get_path_access)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ReadScope = Annotated[Principal, Depends(require_scope("read"))]
 TrainScope = Annotated[Principal, Depends(require_scope("train"))]

@@ -7,9 +7,22 @@ here as ``JobPublic`` so the OpenAPI schema is useful.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The largest integer any query or path parameter takes (ids, cursors, offsets): 2**53 - 1,
+#: the largest a JavaScript client holds exactly, well inside SQLite's and PostgreSQL's
+#: BIGINT (2**63 - 1), so a larger number is a 422 here instead of an overflow in the store.
+MAX_ID = 2**53 - 1
+
+#: ``offset`` of every paged list.
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="Skip this many results.")]
+#: An event id to continue after (``?after=``).
+AfterCursor = Annotated[int, Query(ge=0, le=MAX_ID, description="Only events with a larger id.")]
+#: A numeric id in the path (artifacts).
+IdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="Numeric id.")]
 
 
 class Strict(BaseModel):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -27,6 +28,7 @@ from tunelab.jobs.names import check_name, check_tags
 from tunelab.settings import Settings
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FILENAME = 255  # what file systems allow for one name; the client's name is only a label
 ALLOWED_SUFFIXES = tuple(SUFFIXES)  # what the readers read, from their one list
 
 
@@ -125,7 +127,7 @@ async def receive_upload(request: Request, target_dir: Path, limit: int, *, too_
     """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
-    if content_type != b"multipart/form-data" or not boundary:
+    if content_type != b"multipart/form-data" or not boundary or len(boundary) > 200:
         raise InvalidInput(
             "expected a multipart/form-data upload", "send the file as form field `file` (curl -F file=@data.jsonl)"
         )
@@ -138,6 +140,13 @@ async def receive_upload(request: Request, target_dir: Path, limit: int, *, too_
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+    except FormParserError as error:  # a broken body: wrong boundary, bad headers, cut short
+        parts.close()
+        upload.discard()
+        raise InvalidInput(
+            f"the multipart body cannot be read: {str(error)[:200]}",
+            "send a multipart/form-data body whose parts match its boundary (curl -F file=@data.jsonl)",
+        ) from None
     except BaseException:
         parts.close()
         upload.discard()
@@ -151,6 +160,11 @@ async def receive_upload(request: Request, target_dir: Path, limit: int, *, too_
 def finalise(upload: Upload, directory: Path, stem: str) -> Path:
     """Move the uploaded file to ``directory/<stem><suffix>``; ``stem`` is a server id."""
     assert upload.path is not None
+    try:
+        check_name(upload.filename, "filename", max_length=MAX_FILENAME)
+    except InvalidInput:
+        upload.discard()
+        raise
     suffix = safe_suffix(upload.filename)
     if not suffix:
         upload.discard()

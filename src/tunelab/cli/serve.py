@@ -18,18 +18,21 @@ from typing import Any
 import typer
 
 
-def _workers(count: int, settings: Any) -> list[tuple[Any, threading.Thread]]:
+def _workers(count: int, settings: Any, app: Any = None) -> list[tuple[Any, threading.Thread]]:
+    """Start ``count`` embedded workers on their own pool; ``app``'s /api/health then watches them."""
     from tunelab.jobs.reconcile import make_worker_id
     from tunelab.jobs.worker import Worker
     from tunelab.store.db import session_factory
 
-    factory = session_factory(settings.resolved_database_url)
+    factory = session_factory(settings.resolved_database_url, role="worker", settings=settings)  # not the API's
     started = []
     for index in range(count):
         worker = Worker(factory, make_worker_id(f"serve{index}"), settings)
         thread = threading.Thread(target=worker.run_forever, name=f"tunelab-worker-{index}", daemon=True)
         thread.start()
         started.append((worker, thread))
+    if app is not None:
+        app.state.workers = [runner for runner, _ in started]
     return started
 
 
@@ -73,7 +76,6 @@ def serve(
     ),
 ) -> None:
     """Run the studio: REST API, live streams and job workers."""
-    import uvicorn
 
     from tunelab.api import create_app
     from tunelab.settings import get_settings
@@ -86,7 +88,7 @@ def serve(
         job_id = queue_example(settings, example)
         if job_id:
             typer.echo(f"queued {example} as {job_id}; when it completes: tunelab chat {settings.runs_dir / job_id / 'output'}")
-    started = [] if no_worker else _workers(workers, settings)
+    started = [] if no_worker else _workers(workers, settings, app)
     ports = [settings.port] + ([training_port] if training_port and training_port != settings.port else [])
     typer.echo(
         f"tunelab serving on {' and '.join(f'http://{settings.host}:{p}' for p in ports)} "
@@ -94,9 +96,11 @@ def serve(
     )
     try:
         if len(ports) == 1:
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level)
+            make_server(app, settings.host, settings.port, log_level).run()
         else:
             serve_on_ports(app, settings.host, ports, log_level)
+    except KeyboardInterrupt:
+        pass  # uvicorn raises the captured Ctrl-C again once it has shut down (uvicorn.run swallowed it)
     finally:
         stop_workers(started)
 
@@ -108,8 +112,6 @@ def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str) -> Non
     event loop, one store connection pool and one shutdown.
     """
     import socket
-
-    import uvicorn
 
     sockets = []
     try:
@@ -126,8 +128,32 @@ def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str) -> Non
         from tunelab.errors import TunelabError
 
         raise TunelabError(f"cannot listen on {host}:{port}: {error}", "choose a free port", code="port_in_use") from None
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=ports[0], log_level=log_level))
-    server.run(sockets=sockets)
+    make_server(app, host, ports[0], log_level).run(sockets=sockets)
+
+
+#: Seconds open connections (SSE and WebSocket streams, a chat finishing its token) get after SIGTERM.
+SHUTDOWN_GRACE_S = 3
+
+
+def make_server(app: Any, host: str, port: int, log_level: str) -> Any:
+    """uvicorn with a bounded shutdown, so SIGTERM stops the API within seconds whatever it serves.
+
+    On the signal every chat generation is cancelled at its next token (and
+    waiting chats give up), then open connections get ``SHUTDOWN_GRACE_S``
+    before uvicorn closes them; without the limit one open stream kept the
+    server up forever. The embedded workers still checkpoint afterwards.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            models = getattr(app.state, "chat_models", None)
+            if models is not None:
+                models.cancel_all()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    return Server(config)
 
 
 def stop_workers(started: list[tuple[Any, threading.Thread]]) -> None:
@@ -164,7 +190,8 @@ def worker(
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runner = Worker(session_factory(settings.resolved_database_url), worker_id, settings)
+    factory = session_factory(settings.resolved_database_url, role="worker", settings=settings)
+    runner = Worker(factory, worker_id, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     typer.echo(f"worker {runner.worker_id} waiting for jobs (database {settings.resolved_database_url})")

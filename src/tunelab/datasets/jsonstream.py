@@ -19,6 +19,8 @@ from tunelab.datasets.issues import REPAIR_HINT, RowProblem
 
 _WS = re.compile(r"[ \t\n\r]*")
 _CHUNK = 1 << 20
+#: How deep a record may nest (a conversation is 4 levels: record, messages, turn, parts).
+MAX_DEPTH = 64
 _DECODER = json.JSONDecoder()
 # Lists that belong to one record: an object holding these is a single record, not a wrapper.
 _RECORD_LISTS = frozenset({"conversations", "messages", "history", "chosen", "rejected", "tools"})
@@ -88,6 +90,13 @@ class JsonArrayReader:
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError:  # thousands of nested brackets: the C decoder gives up
+                raise self._fail(
+                    "bad_json",
+                    f"invalid JSON at line {self.line}: nested deeper than the reader allows",
+                    f"A record nests a few levels (messages, turns, parts); keep it under {MAX_DEPTH}",
+                    self.line,
+                ) from None
             except json.JSONDecodeError as exc:
                 truncated = exc.pos >= len(self.buf) - 16 or exc.msg.startswith("Unterminated")
                 if truncated and self._read_more(size):

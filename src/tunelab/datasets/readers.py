@@ -22,7 +22,7 @@ import orjson
 
 from tunelab.datasets.encoding import BOM, decode_utf8
 from tunelab.datasets.issues import REPAIR_HINT, Issue, RowProblem, issue
-from tunelab.datasets.jsonstream import JsonArrayReader
+from tunelab.datasets.jsonstream import MAX_DEPTH, JsonArrayReader
 from tunelab.errors import DatasetError
 
 FILE_TYPES = ("csv", "tsv", "json", "jsonl", "txt", "parquet")
@@ -112,6 +112,37 @@ def _non_utf8(row: int, line: int) -> Issue:
     return issue("non_utf8", f"bytes that are not valid UTF-8 at line {line}", _NON_UTF8_HINT, row=row, line=line)
 
 
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``value`` nests lists and objects, counted up to ``limit + 1`` (no recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _checked(row: int, line: int | None, value: Any, fixed: bool = False) -> RawRow:
+    """The row, or a ``bad_json`` problem when it nests deeper than ``MAX_DEPTH``.
+
+    Nothing downstream (normalising, storing, tokenising) has to meet a record
+    that would exhaust its recursion.
+    """
+    if isinstance(value, dict | list) and nesting_depth(value) > MAX_DEPTH:
+        where = f" on line {line}" if line is not None else ""
+        problem = issue(
+            "bad_json", f"record {row}{where} nests deeper than {MAX_DEPTH} levels",
+            "A record nests a few levels (messages, turns, parts); flatten this one", row=row, line=line,
+        )  # fmt: skip
+        return RawRow(row, line, None, problem)
+    return RawRow(row, line, value, None, fixed)
+
+
 def read_jsonl(path: Path, fix: bool = False) -> Iterator[RawRow]:
     row = 0
     with path.open("rb") as handle:
@@ -121,13 +152,15 @@ def read_jsonl(path: Path, fix: bool = False) -> Iterator[RawRow]:
             if not raw.strip():
                 continue
             try:
-                yield RawRow(row, number, orjson.loads(raw))
+                value = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 decoded = decode_utf8(raw, fallback=fix)
                 if decoded.bad_offsets and not fix:
                     yield RawRow(row, number, None, _non_utf8(row, number))
                 else:
                     yield _jsonl_retry(row, number, decoded.text, bool(decoded.bad_offsets), exc)
+            else:
+                yield _checked(row, number, value)
             row += 1
 
 
@@ -135,9 +168,11 @@ def _jsonl_retry(row: int, line: int, text: str, fixed: bool, exc: Exception) ->
     import json
 
     try:
-        return RawRow(row, line, json.loads(text), fixed_encoding=fixed)
+        return _checked(row, line, json.loads(text), fixed)
     except json.JSONDecodeError as err:
         detail = f"{err.msg} at column {err.colno}"
+    except RecursionError:
+        detail = f"nested deeper than {MAX_DEPTH} levels"
     except ValueError:
         detail = str(exc)
     problem = issue(
@@ -181,6 +216,12 @@ def read_delimited(path: Path, delimiter: str, fix: bool = False) -> Iterator[Ra
         try:
             header = [name.strip() for name in next(reader)]
         except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a lone carriage return inside the header line
+            kind = "TSV" if delimiter == chr(9) else "CSV"
+            message = f"cannot parse the header line as {kind}: {exc}"
+            hint = "The first line must hold the column names, separated by the delimiter, on one line"
+            yield RawRow(0, 1, None, issue("bad_value", message, hint, row=0, line=1))
             return
         yield from _delimited_rows(reader, header, bad_lines, delimiter, fix)
 
@@ -238,7 +279,7 @@ def read_json(path: Path, fix: bool = False) -> Iterator[RawRow]:
             for line, value in reader:
                 fixed = bool(reader.fixed_lines)
                 reader.fixed_lines.clear()
-                yield RawRow(row, line, value, None, fixed)
+                yield _checked(row, line, value, fixed)
                 row += 1
         except RowProblem as problem:
             yield RawRow(row, problem.line, None, problem.at(row, problem.line))  # type: ignore[attr-defined]

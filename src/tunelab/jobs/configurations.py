@@ -35,7 +35,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tunelab.errors import InvalidInput, NotFound
-from tunelab.jobs.trainconfig import normalise_job_config
+from tunelab.jobs.paths import LOCAL, PathAccess
+from tunelab.jobs.trainconfig import admit_saved_configuration, normalise_job_config
 from tunelab.store.models import Configuration
 
 Mode = Literal["manual", "automated"]
@@ -187,9 +188,13 @@ def save_configuration(
     name: str = "",
     mode: Mode = "manual",
     commit: bool = True,
+    paths: PathAccess = LOCAL,
 ) -> Configuration:
-    """Save (or find) a configuration; the same content and mode always get the same id."""
-    config = normalise_job_config(config)
+    """Save (or find) a configuration; the same content and mode always get the same id.
+
+    Server paths in it are checked as a job's are (``paths``, ``tunelab.jobs.paths``).
+    """
+    config = admit_saved_configuration(session, normalise_job_config(config), paths)
     config_id = configuration_id(config, mode)
     row = session.get(Configuration, config_id)
     if row is None and mode == "manual":

@@ -40,16 +40,19 @@ from tunelab.datasets.repair import RepairReport, repair_version
 from tunelab.datasets.versions import DatasetVersion as StoredVersion
 from tunelab.datasets.versions import datasets_dir, load_version, normalize_file
 from tunelab.errors import ConfigError, InvalidInput, NotFound
-from tunelab.jobs.names import MAX_NAME, check_name, check_tags
+from tunelab.jobs.names import MAX_NAME, check_name, check_tags, check_text
+from tunelab.jobs.paths import LOCAL, PathAccess, is_path_like, refuse, server_path
 from tunelab.settings import Settings, get_settings
 from tunelab.store import catalog
 from tunelab.store.models import Dataset, DatasetVersion
 
 __all__ = [
+    "admit",
     "delete",
     "get",
     "get_version",
     "ingest",
+    "is_stored",
     "is_stored_reference",
     "latest_version",
     "list_datasets",
@@ -128,6 +131,7 @@ def ingest(
             "pass a label such as 'Customer Support Q&A'",
         )
     check_name(name, "name")
+    check_text(description, "description", max_length=5000)
     clean_tags = check_tags(list(tags or []))
     stored = normalize_file(path, format=format, mapping=mapping, home=_home(settings))
     if not stored.records_path.is_file():  # a damaged folder (manifest, no records): write it anew
@@ -185,7 +189,7 @@ def _stored(row: DatasetVersion, settings: Settings | None) -> StoredVersion:
         stored = None
     if stored is None or not stored.records_path.is_file():
         raise NotFound(
-            f"the files of dataset version {row.id!r} are missing from {datasets_dir(_home(settings))}",
+            f"the files of dataset version {row.id!r} are missing from the studio's datasets folder",
             "import the source file again (`tunelab datasets import FILE` or POST /api/datasets); "
             "the same content gets the same version id",
         )
@@ -253,31 +257,48 @@ def is_stored_reference(value: str) -> bool:
     return not ("/" in value or "\\" in value or value.lower().endswith(_PATH_SUFFIXES))
 
 
-def resolve(session: Session, dataset: str, *, settings: Settings | None = None) -> str:
-    """A stored version id, a dataset id or name, or a file path -> the file the engine reads.
+def is_stored(session: Session, dataset: str) -> bool:
+    """Whether ``dataset`` is a stored version id or a dataset id or name (nothing on disk is looked at)."""
+    return session.get(DatasetVersion, dataset) is not None or _find(session, dataset) is not None
 
-    A version id or a dataset (its latest version) gives that version's
-    normalised ``records.jsonl``; an existing file is passed through as an
-    absolute path. Anything else is a ``ConfigError`` (422) naming both ways to
-    fix it, so a job that cannot find its data is refused before it is queued.
-    """
+
+def _stored_file(session: Session, dataset: str, settings: Settings | None) -> str | None:
+    """The normalised file of a stored version id or dataset id/name (its latest), or None if none is stored."""
     version = session.get(DatasetVersion, dataset)
     if version is None:
         found = _find(session, dataset)
-        if found is not None:
-            version = latest_version(session, found)
-            if version is None:
-                raise ConfigError(f"dataset {dataset!r} has no version yet", "upload a file to it first")
-    if version is not None:
-        if Path(version.path).is_file():  # where it was stored (any home: the row says)
-            return version.path
-        try:  # the same content-addressed folder in this machine's home (shared storage mounted elsewhere)
-            return str(_stored(version, settings).records_path)
-        except NotFound as exc:  # registered, but its files are gone: the job cannot start
-            raise ConfigError(exc.message, exc.hint, details={"dataset": dataset}) from None
-    path = Path(dataset).expanduser()
+        if found is None:
+            return None
+        version = latest_version(session, found)
+        if version is None:
+            raise ConfigError(f"dataset {dataset!r} has no version yet", "upload a file to it first")
+    if Path(version.path).is_file():  # where it was stored (any home: the row says)
+        return str(Path(version.path).resolve())
+    try:  # the same content-addressed folder in this machine's home (shared storage mounted elsewhere)
+        return str(_stored(version, settings).records_path.resolve())
+    except NotFound as exc:  # registered, but its files are gone: the job cannot start
+        raise ConfigError(exc.message, exc.hint, details={"dataset": dataset}) from None
+
+
+def _path_file(dataset: str, field: str, paths: PathAccess) -> str:
+    """A dataset given as a server path: the absolute file, when ``paths`` allows it and it exists.
+
+    Callers that may name no path get the same refusal for a missing and an
+    existing file; a name that is not path-like is "not stored", not a path.
+    """
+    if not paths.relative:
+        if not (is_path_like(dataset) or "/" in dataset or dataset.lower().endswith(_PATH_SUFFIXES)):
+            raise ConfigError(
+                f"dataset {dataset!r} is not a stored dataset",
+                "upload it first (POST /api/datasets or `tunelab datasets import FILE`) and pass its "
+                "name or version id (GET /api/datasets)",
+                details={"dataset": dataset},
+            )
+        if not paths.allows_paths:
+            raise refuse(field, paths)
+    path = server_path(dataset, field, paths)
     if path.exists():
-        return str(path.resolve())
+        return str(path)
     raise ConfigError(
         f"dataset {dataset!r} is neither a stored dataset nor an existing file",
         "import it first (`tunelab datasets import FILE`, or POST /api/datasets) and pass its "
@@ -285,3 +306,25 @@ def resolve(session: Session, dataset: str, *, settings: Settings | None = None)
         details={"dataset": dataset},
     )
 
+
+def admit(session: Session, dataset: str, *, paths: PathAccess = LOCAL, field: str = "dataset",
+          settings: Settings | None = None) -> str:  # fmt: skip
+    """What a job stores for ``dataset``: the reference itself if stored, else the absolute allowed file."""
+    if _stored_file(session, dataset, settings) is not None:
+        return dataset
+    return _path_file(dataset, field, paths)
+
+
+def resolve(session: Session, dataset: str, *, settings: Settings | None = None, paths: PathAccess = LOCAL,
+            field: str = "dataset") -> str:  # fmt: skip
+    """A stored version id, a dataset id or name, or an allowed file path -> the file the engine reads.
+
+    A version id or a dataset (its latest version) gives that version's
+    normalised ``records.jsonl``; a server path is accepted only as ``paths``
+    allows (``tunelab.jobs.paths``: the local CLI, an admin with
+    ``TUNELAB_ALLOW_SERVER_PATHS``, a configuration admitted before) and given
+    back absolute. Anything else is a ``ConfigError`` (422) naming the way to
+    fix it, so a job that cannot find its data is refused before it is queued.
+    """
+    stored = _stored_file(session, dataset, settings)
+    return stored if stored is not None else _path_file(dataset, field, paths)

@@ -88,3 +88,29 @@ def check_tags(tags: object, field: str = "tags", *, max_tags: int = 50) -> list
     if len(out) > max_tags:
         raise InvalidInput(f"`{field}` has {len(out)} tags; at most {max_tags}", "keep the tags that matter")
     return out
+
+
+def check_text(value: str | None, field: str, *, max_length: int | None = None) -> str | None:
+    """Free text (a description, a note) unchanged when it can be stored; ``InvalidInput`` (422) otherwise.
+
+    Unlike a name, free text may hold line breaks and tabs; only NUL, which
+    PostgreSQL text cannot store, and lone surrogates, which no UTF-8 store can,
+    are refused, and text over ``max_length``.
+    """
+    if not value:
+        return value
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInput(
+            f"`{field}` is {len(value)} characters long; at most {max_length}",
+            f"shorten `{field}` to {max_length} characters or fewer",
+            details={"field": field, "max_length": max_length},
+        )
+    for position, char in enumerate(value):
+        if char == "\x00" or unicodedata.category(char) == "Cs":
+            code = f"U+{ord(char):04X}"
+            raise InvalidInput(
+                f"`{field}` holds the character {code} at position {position}, which cannot be stored",
+                f"remove {'the NUL character' if char == chr(0) else 'the broken character'} from `{field}`",
+                details={"field": field, "position": position, "character": code},
+            )
+    return value

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session
 from tunelab.errors import Conflict, InvalidInput, NotFound
 from tunelab.export.hub import hub_target
 from tunelab.jobs.events import add_event, list_events, set_status
-from tunelab.jobs.names import check_name, check_tags
+from tunelab.jobs.names import check_name, check_tags, check_text
+from tunelab.jobs.paths import ADMITTED, LOCAL, PathAccess
 from tunelab.jobs.states import JobStatus, check_action, check_transition, parse_priority
 from tunelab.settings import Settings, get_settings
 from tunelab.store.models import Artifact, Checkpoint, Job, JobEvent, Metric
@@ -74,12 +75,16 @@ def create_job(
     submit: bool = True,
     retry_of: str | None = None,
     configuration_id: str | None = None,
+    paths: PathAccess = LOCAL,
 ) -> Job:
     """Create a job from ``{model, dataset, hyperparameters}`` and (by default) queue it.
 
     The configuration is validated now (``ConfigError`` 422 naming every bad
     field) by building the engine's TrainConfig, so a bad job never reaches the
-    queue. ``dataset`` is a stored dataset version id, a dataset name, or a path.
+    queue. ``dataset`` is a stored dataset version id, a dataset name, or a path;
+    ``paths`` says which server paths the caller may name (``tunelab.jobs.paths``:
+    the default ``LOCAL`` is for in-process callers such as the CLI; API routes
+    pass ``api_access``), and every admitted path is stored absolute.
     ``save_options`` is ``{save_model, model_name, push_to_hub, public | make_public}``,
     plus the job's ``resources`` needs (checked by ``trainconfig.check_resources``).
     ``configuration_id`` is the saved configuration the job was made from.
@@ -87,8 +92,9 @@ def create_job(
     from tunelab.jobs.trainconfig import check_resources, validate_job_config
 
     check_name(name, "name")  # a label, never a path: run folders are named from the job id
+    check_text(description, "description")
     tags = check_tags(list(tags or ()), "tags")
-    config = validate_job_config(session, config)
+    config = validate_job_config(session, config, paths)
     save_options = dict(save_options or {})
     if "resources" in save_options:
         save_options["resources"] = check_resources(save_options["resources"], config)
@@ -322,6 +328,7 @@ def retry_job(session: Session, job_id: str) -> Job:
         max_attempts=old.max_attempts,
         retry_of=old.id,
         configuration_id=old.configuration_id,
+        paths=ADMITTED,  # admitted when the first job was made; its paths are already absolute
     )
 
 

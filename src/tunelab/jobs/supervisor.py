@@ -12,6 +12,12 @@ the lease, and reads what the user asked for. Stopping the engine: the
 not exited after ``grace_s`` it gets SIGTERM, and after another ``grace_s``
 SIGKILL to the whole group.
 
+A tick that fails on the store (a pool timeout, ``database is locked``, disk
+full, a dropped PostgreSQL link) is logged and retried after a bounded
+exponential backoff (``tunelab.store.retry.Backoff``, at most a third of the
+lease, so a recovered store sees the lease renewed before it expires) while the
+engine trains on; preparing and concluding the job are retried the same way.
+
 Interventions (checkpoint now, a new learning rate, stop early) are requests
 recorded as job events by ``jobs.service``; each tick relays the new ones into
 the same ``control`` file (``training.stopping.write_control``: every request
@@ -29,14 +35,17 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import TunelabError
 from tunelab.jobs.events import add_event
 from tunelab.jobs.outcome import Outcome, decide_outcome, finish
+from tunelab.jobs.paths import ADMITTED
 from tunelab.jobs.publish import push_output, write_card
 from tunelab.jobs.queue import LeaseLost, finish_job, owned_job
 from tunelab.jobs.reconcile import stop_stale_engine
@@ -48,9 +57,11 @@ from tunelab.monitor.notify import dispatch, job_notification
 from tunelab.monitor.resources import record_sample, sample_resources
 from tunelab.settings import Settings
 from tunelab.store.models import Job, utcnow
+from tunelab.store.retry import Backoff, describe, is_transient
 from tunelab.training.stopping import Command, write_control
 
 log = logging.getLogger("tunelab.worker")
+T = TypeVar("T")
 
 
 def _set_parent_death_signal() -> None:  # runs in the child between fork and exec
@@ -75,10 +86,13 @@ class Supervisor:
         sample_s: float = 5.0,
         grace_s: float = 30.0,
         should_stop: Any = lambda: False,
+        on_tick: Callable[[], None] = lambda: None,
     ) -> None:
         self.factory, self.job_id, self.worker_id = factory, job_id, worker_id
         self.settings, self.lease_s, self.tick_s = settings, lease_s, tick_s
         self.sample_s, self.grace_s, self.should_stop = sample_s, grace_s, should_stop
+        self.on_tick = on_tick  # the worker's heartbeat: /api/health sees a live loop
+        self.backoff_max_s = max(tick_s, min(settings.worker_backoff_max_s, lease_s / 3))
         self.run_dir = settings.runs_dir / job_id
         self.action: str | None = None  # pause | cancel | timeout | stop | lost
         self._stop_sent_at: float | None = None
@@ -91,7 +105,7 @@ class Supervisor:
         """Write config.json; returns (config, pid of a previous engine, seconds already run)."""
         with self.factory() as session:
             job = owned_job(session, self.job_id, self.worker_id)
-            config = build_train_config(session, job.config, name=job.name or job.id)
+            config = build_train_config(session, job.config, name=job.name or job.id, paths=ADMITTED)
             job.run_dir = str(self.run_dir)
             previous_pid, ran_s = job.pid, float((job.tail_state or {}).get("run_seconds", 0.0))
             self._cursor = intervention_cursor(session, job.id)
@@ -104,10 +118,15 @@ class Supervisor:
         return config, previous_pid, ran_s
 
     def start(self) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNELAB_JOB_ID": self.job_id}
+        # The engine works in its run folder with absolute paths only (config.json's are), so a relative
+        # name in a job (a Hub id such as `org/name`) can never mean a folder next to the server.
+        run_dir = self.run_dir.resolve()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNELAB_JOB_ID": self.job_id,
+               "TUNELAB_HOME": str(Path(self.settings.home).resolve())}  # fmt: skip
         with (self.run_dir / "engine.out").open("ab") as out:
             return subprocess.Popen(
-                [sys.executable, "-m", "tunelab.training", str(self.run_dir)],
+                [sys.executable, "-m", "tunelab.training", str(run_dir)],
+                cwd=run_dir,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -120,7 +139,7 @@ class Supervisor:
     def run(self) -> str | None:
         """Supervise to the end; returns the job's final status (None if we lost the job)."""
         try:
-            _config, previous_pid, ran_s = self.prepare()
+            _config, previous_pid, ran_s = self.retrying("prepare", self.prepare)
         except LeaseLost:
             return None
         except TunelabError as error:
@@ -130,28 +149,61 @@ class Supervisor:
         stop_stale_engine(previous_pid, grace_s=self.grace_s)
         proc = self.start()
         started, last_sample = time.monotonic(), 0.0
+        backoff = Backoff(self.tick_s, self.backoff_max_s)
+        requested: str | None = None
+        timeout_s: float | None = None
         while True:
+            self.on_tick()
             rc = proc.poll()
+            wait_s = self.tick_s
             now = time.monotonic()
             sample = None
             if now - last_sample >= self.sample_s and rc is None:
                 sample, last_sample = sample_resources(self.settings.home, proc.pid), now
             try:
                 requested, timeout_s = self.sync(proc.pid, ran_s + now - started, sample)
+                backoff.succeeded()
             except LeaseLost:
                 self.action = "lost"
                 self.stop_engine(proc, kill_after=self.grace_s)
                 return None
+            except Exception as error:  # the engine trains on; the next tick catches up
+                wait_s = backoff.failed()
+                self._log_failure("tick", error, wait_s)
             if rc is not None:
                 break
             self.decide_action(requested, timeout_s, ran_s + now - started)
             if self.action:
                 self.stop_engine(proc)
-            time.sleep(self.tick_s)
+            time.sleep(wait_s)
         outcome = decide_outcome(rc, self.action, self.run_dir)
-        status = self.conclude(outcome)
+        status = self.retrying("conclude", lambda: self.conclude(outcome))
         self.notify_end(status)
         return status
+
+    def retrying(self, what: str, step: Callable[[], T]) -> T:
+        """Run ``step`` until it gets past transient store errors (backing off between tries).
+
+        Other errors, and a transient one once the worker is stopping, are
+        raised: the job keeps its lease and is recovered like a lost one.
+        """
+        backoff = Backoff(self.tick_s, self.backoff_max_s)
+        while True:
+            self.on_tick()
+            try:
+                return step()
+            except Exception as error:
+                if not is_transient(error) or self.should_stop():
+                    raise
+                wait_s = backoff.failed()
+                self._log_failure(what, error, wait_s)
+                time.sleep(wait_s)
+
+    def _log_failure(self, what: str, error: BaseException, wait_s: float) -> None:
+        if is_transient(error):
+            log.warning("job %s: %s failed (%s); retrying in %.1f s", self.job_id, what, describe(error), wait_s)
+        else:
+            log.exception("job %s: %s failed; retrying in %.1f s", self.job_id, what, wait_s, exc_info=error)
 
     def sync(
         self, pid: int, run_seconds: float, sample: dict[str, Any] | None

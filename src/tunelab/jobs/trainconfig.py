@@ -16,12 +16,16 @@ saved configuration, and a job's resource needs.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from tunelab.errors import ConfigError, NotFound
 from tunelab.jobs import datasets
+from tunelab.jobs.paths import ADMITTED, LOCAL, PathAccess, is_path_like, server_path
+from tunelab.models import BUILTIN_MODELS
 from tunelab.store.models import ModelEntry
 
 #: The guide's flat hyperparameter names -> the TrainConfig field they set (section, field).
@@ -76,7 +80,7 @@ def normalise_job_config(config: dict[str, Any]) -> dict[str, Any]:
         problems.append("`model` is required")
     if not config.get("dataset"):
         problems.append(
-            "`dataset` is required (a stored dataset version id, a dataset name or a path)"
+            "`dataset` is required (a stored dataset version id or a dataset name)"
         )
     hyper = config.get("hyperparameters") or {}
     if not isinstance(hyper, dict):
@@ -94,35 +98,108 @@ def normalise_job_config(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolve_model(session: Session, model: str) -> str:
-    """A model from the user's collection -> its location; anything else goes to the catalog."""
+def resolve_model(session: Session, model: str, *, paths: PathAccess = LOCAL, field: str = "model") -> str:
+    """A model from the user's collection -> its location; a built-in or Hub id as is; a path as ``paths`` allows.
+
+    A Hub-id-shaped name (``org/name``) stays a name: the engine runs in its
+    run folder, so it can never mean a folder next to the server.
+    """
     entry = session.get(ModelEntry, model)
     if entry is not None and entry.location:
-        return entry.location
+        location = Path(entry.location).expanduser()
+        return str(location.resolve()) if location.exists() else entry.location
+    if model in BUILTIN_MODELS:
+        return model
+    if is_path_like(model):
+        return str(server_path(model, field, paths))
+    if paths.relative and Path(model).expanduser().exists():  # the local CLI: a folder in the current one
+        return str(server_path(model, field, paths))
     return model
 
 
+_CHECKPOINT_NAME = re.compile(r"(checkpoint-)?\d+")
+
+
+def resolve_resume_from(value: Any, paths: PathAccess) -> Any:
+    """``latest`` or a checkpoint name as is; anything else is a checkpoint path, allowed as ``paths`` says."""
+    if not isinstance(value, str) or not value or value == "latest" or _CHECKPOINT_NAME.fullmatch(value):
+        return value
+    return str(server_path(value, "hyperparameters.resume_from", paths))
+
+
+def admit_job_config(session: Session, config: dict[str, Any], paths: PathAccess) -> dict[str, Any]:
+    """The configuration to store: names unchanged, every server path checked against ``paths`` and made absolute.
+
+    What is stored is later run with ``ADMITTED`` access (absolute paths only),
+    so a relative name can never turn into a path on another machine or later.
+    """
+    hyper = dict(config["hyperparameters"])
+    if isinstance(hyper.get("eval_dataset"), str) and hyper["eval_dataset"]:
+        hyper["eval_dataset"] = datasets.admit(session, hyper["eval_dataset"], paths=paths,
+                                               field="hyperparameters.eval_dataset")  # fmt: skip
+    if "resume_from" in hyper:
+        hyper["resume_from"] = resolve_resume_from(hyper["resume_from"], paths)
+    model = config["model"]
+    if session.get(ModelEntry, model) is None:
+        model = resolve_model(session, model, paths=paths)
+    return {
+        "model": model,
+        "dataset": datasets.admit(session, config["dataset"], paths=paths, field="configuration.dataset"),
+        "hyperparameters": hyper,
+    }
+
+
+def admit_saved_configuration(session: Session, config: dict[str, Any], paths: PathAccess) -> dict[str, Any]:
+    """A configuration saved for later: names kept (a dataset need not be stored yet), server paths as for a job.
+
+    Only path-like values (``tunelab.jobs.paths.is_path_like``) are paths here,
+    so saving answers the same whether a path exists or not.
+    """
+    hyper = dict(config["hyperparameters"])
+
+    def dataset(value: Any, field: str) -> Any:
+        if isinstance(value, str) and is_path_like(value) and not datasets.is_stored(session, value):
+            return str(server_path(value, field, paths))
+        return value
+
+    if "eval_dataset" in hyper:
+        hyper["eval_dataset"] = dataset(hyper["eval_dataset"], "hyperparameters.eval_dataset")
+    if "resume_from" in hyper:
+        hyper["resume_from"] = resolve_resume_from(hyper["resume_from"], paths)
+    model = config["model"]
+    if is_path_like(model) and session.get(ModelEntry, model) is None:
+        model = str(server_path(model, "model", paths))
+    return {"model": model, "dataset": dataset(config["dataset"], "configuration.dataset"), "hyperparameters": hyper}
+
+
 def build_train_config(
-    session: Session, config: dict[str, Any], *, name: str = "run"
+    session: Session, config: dict[str, Any], *, name: str = "run", paths: PathAccess = LOCAL
 ) -> dict[str, Any]:
-    """The TrainConfig dict (validated) for a job configuration; raises ConfigError."""
+    """The TrainConfig dict (validated) for a job configuration; raises ConfigError.
+
+    The worker calls it with ``ADMITTED`` for a stored job; every path it
+    writes into ``config.json`` is absolute (the engine's folder is its run).
+    """
     from tunelab.training.config import load_config_dict
 
     config = normalise_job_config(config)
     data = dict(config["hyperparameters"])
-    data["model"] = resolve_model(session, config["model"])
-    data["dataset"] = datasets.resolve(session, config["dataset"])
+    data["model"] = resolve_model(session, config["model"], paths=paths)
+    data["dataset"] = datasets.resolve(session, config["dataset"], paths=paths, field="configuration.dataset")
     if isinstance(data.get("eval_dataset"), str) and data["eval_dataset"]:
-        data["eval_dataset"] = datasets.resolve(session, data["eval_dataset"])
+        data["eval_dataset"] = datasets.resolve(session, data["eval_dataset"], paths=paths,
+                                                field="hyperparameters.eval_dataset")  # fmt: skip
+    if "resume_from" in data:
+        data["resume_from"] = resolve_resume_from(data["resume_from"], paths)
     data.setdefault("name", name[:100] or "run")
     return load_config_dict(data).model_dump(mode="json")
 
 
-def validate_job_config(session: Session, config: dict[str, Any]) -> dict[str, Any]:
-    """Normalise and validate now, so a job that cannot start is refused at creation."""
-    normalised = normalise_job_config(config)
-    build_train_config(session, normalised)
-    return normalised
+def validate_job_config(session: Session, config: dict[str, Any], paths: PathAccess = LOCAL) -> dict[str, Any]:
+    """Normalise, admit and validate now, so a job that cannot start is refused at creation."""
+    admitted = admit_job_config(session, normalise_job_config(config), paths)
+    build_train_config(session, admitted, paths=ADMITTED)
+    return admitted
 
 
 def _reference(value: Any, field: str) -> list[str]:
@@ -134,7 +211,7 @@ def _reference(value: Any, field: str) -> list[str]:
     raise ConfigError(f"`{field}` must be a string or an object with `uid`", f"send {field}: {{uid, name}}")
 
 
-def _dataset_reference(session: Session, value: Any) -> str:
+def _dataset_reference(session: Session, value: Any, paths: PathAccess = LOCAL) -> str:
     """The reference that resolves: the uid (or id) first, then the name of a stored dataset.
 
     The name is only looked up among stored datasets, never as a path, so a
@@ -149,14 +226,20 @@ def _dataset_reference(session: Session, value: Any) -> str:
         return value
     name = value.get("name") if isinstance(value.get("name"), str) else None
     first_error: ConfigError | None = None
+    refused: ConfigError | NotFound | None = None
     for candidate in candidates:
         try:
             if candidate == name:
                 return get_dataset(session, candidate).id
-            datasets.resolve(session, candidate)
+            datasets.resolve(session, candidate, paths=paths, field="configuration.dataset")
             return candidate
         except (ConfigError, NotFound) as error:
+            if error.code == "path_not_allowed":
+                refused = refused or error  # the name may still be a stored dataset
+                continue
             first_error = first_error or ConfigError(error.message, error.hint)
+    if refused is not None:
+        raise refused  # the one refusal of a server path, never "not stored" with the path in it
     assert first_error is not None
     raise ConfigError(
         f"dataset {value!r} is not a stored dataset: {first_error.message}",
@@ -173,7 +256,8 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def job_request(
-    session: Session, configuration: dict[str, Any] | None, configuration_id: str | None
+    session: Session, configuration: dict[str, Any] | None, configuration_id: str | None,
+    paths: PathAccess = LOCAL,
 ) -> tuple[dict[str, Any], str | None, list[str]]:
     """A job body's configuration -> ``({model, dataset, hyperparameters}, saved id, warnings)``.
 
@@ -223,7 +307,7 @@ def job_request(
         hyper = _merge(base, nest_hyperparameters(hyper))
     config = {
         "model": models[0],
-        "dataset": _dataset_reference(session, configuration.get("dataset")),
+        "dataset": _dataset_reference(session, configuration.get("dataset"), paths),
         "hyperparameters": hyper,
     }
     return config, saved_id, warnings

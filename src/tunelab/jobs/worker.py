@@ -6,6 +6,13 @@
 asks a running engine to checkpoint and gives its job back to the queue, so a
 restarted service continues where it stopped.
 
+The loop never dies of an error: a failed iteration (the store locked, full,
+unreachable, out of pooled connections; or a bug) is logged and retried after a
+bounded exponential backoff (0.5 s doubling to ``worker_backoff_max_s``), so
+only ``stop()`` (SIGTERM/SIGINT) ends ``run_forever``. Every iteration, and
+every supervisor tick while a job runs, is a heartbeat (``last_tick_at``);
+``health()`` turns it into what ``/api/health`` reports.
+
 Run as a process: ``python -m tunelab.jobs.worker [--worker-id ID]``.
 """
 
@@ -16,6 +23,8 @@ import logging
 import signal
 import threading
 import time
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +32,8 @@ from tunelab.jobs.queue import claim_next_job
 from tunelab.jobs.reconcile import make_worker_id, reconcile, requeue_expired
 from tunelab.jobs.supervisor import Supervisor
 from tunelab.settings import Settings, get_settings
+from tunelab.store.models import utcnow
+from tunelab.store.retry import Backoff, describe, is_transient
 
 log = logging.getLogger("tunelab.worker")
 
@@ -52,6 +63,34 @@ class Worker:
         self._stop = threading.Event()
         self._last_reconcile = 0.0
         self.current_job: str | None = None
+        self.running = False  # inside run_forever
+        self.last_tick: float | None = None  # time.monotonic() of the latest heartbeat
+        self.last_tick_at: datetime | None = None
+        self.last_error: str | None = None
+        self._backoff = Backoff(0.5, self.settings.worker_backoff_max_s)
+
+    def beat(self) -> None:
+        """Record that the loop is alive (each iteration, and each tick of a running job)."""
+        self.last_tick, self.last_tick_at = time.monotonic(), utcnow()
+
+    def health(self, stale_s: float) -> dict[str, Any]:
+        """This worker as ``/api/health`` shows it; ``problem`` is None while it is healthy."""
+        since = None if self.last_tick is None else round(time.monotonic() - self.last_tick, 1)
+        problem = None
+        if not self.running:
+            problem = f"worker {self.worker_id} is not running"
+        elif since is not None and since > stale_s:
+            problem = f"worker {self.worker_id} has not ticked for {since:.0f} s (limit {stale_s:g} s)"
+        return {
+            "worker_id": self.worker_id,
+            "alive": self.running,
+            "current_job": self.current_job,
+            "last_heartbeat": self.last_tick_at.isoformat() if self.last_tick_at else None,
+            "seconds_since_heartbeat": since,
+            "consecutive_errors": self._backoff.failures,
+            "last_error": self.last_error,
+            "problem": problem,
+        }
 
     def stop(self) -> None:
         """Finish soon: a running job is checkpointed and requeued, then run_forever returns."""
@@ -90,6 +129,7 @@ class Worker:
                 sample_s=self.sample_s,
                 grace_s=self.grace_s,
                 should_stop=self._stop.is_set,
+                on_tick=self.beat,
             ).run()
             log.info("worker %s: %s ended %s", self.worker_id, job.id, status)
         finally:
@@ -97,19 +137,82 @@ class Worker:
         return job.id
 
     def run_forever(self, *, max_jobs: int | None = None, idle_exit_s: float | None = None) -> int:
-        """Loop until ``stop()``; optional limits for tests. Returns the number of jobs run."""
-        self.reconcile(startup=True)
-        done, idle_since = 0, time.monotonic()
-        while not self._stop.is_set():
-            if self.run_once() is None:
-                if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+        """Loop until ``stop()``; optional limits for tests. Returns the number of jobs run.
+
+        No exception ends the loop: each failed iteration is logged and retried
+        after the backoff (see the module docstring).
+        """
+        done, idle_since, started_up = 0, time.monotonic(), False
+        self.running = True
+        try:
+            while not self._stop.is_set():
+                self.beat()
+                try:
+                    if not started_up:
+                        self.reconcile(startup=True)
+                        started_up = True
+                    job_id = self.run_once()
+                except Exception as error:
+                    self._failed(error)
+                    continue
+                self._backoff.succeeded()
+                self.last_error = None
+                if job_id is None:
+                    if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                        break
+                    self._stop.wait(self.poll_s)
+                    continue
+                done, idle_since = done + 1, time.monotonic()
+                if max_jobs is not None and done >= max_jobs:
                     break
-                self._stop.wait(self.poll_s)
-                continue
-            done, idle_since = done + 1, time.monotonic()
-            if max_jobs is not None and done >= max_jobs:
-                break
+        finally:
+            self.running = False
         return done
+
+    def _failed(self, error: Exception) -> None:
+        """Log a failed iteration and wait out the backoff (``stop()`` cuts the wait short)."""
+        wait_s = self._backoff.failed()
+        self.last_error = describe(error)
+        if is_transient(error):
+            log.warning("worker %s: %s; retrying in %.1f s", self.worker_id, self.last_error, wait_s)
+        else:
+            log.exception("worker %s: loop failed; retrying in %.1f s", self.worker_id, wait_s, exc_info=error)
+        self._stop.wait(wait_s)
+
+
+def health_report(session: Session, workers: list[Worker], stale_s: float) -> dict[str, Any]:
+    """The service's health: the store answers, each embedded worker's loop, each job's heartbeat.
+
+    ``workers`` are this process's embedded workers (``tunelab serve``); one
+    that is gone or has not ticked for ``stale_s`` makes the report unhealthy
+    (``problems``). Workers in other processes are seen through the store: the
+    heartbeat and lease of every running job. Raises the store's error when the
+    store does not answer.
+    """
+    from sqlalchemy import select, text
+
+    from tunelab.jobs.states import JobStatus
+    from tunelab.store.models import Job
+
+    session.execute(text("SELECT 1"))
+    embedded = [worker.health(stale_s) for worker in workers]
+    running = session.execute(
+        select(Job.id, Job.worker_id, Job.heartbeat_at, Job.lease_expires_at)
+        .where(Job.status == JobStatus.RUNNING.value)
+        .order_by(Job.id)
+    ).all()
+    jobs = [
+        {
+            "job_id": job_id,
+            "worker_id": worker_id,
+            "last_heartbeat": heartbeat.isoformat() if heartbeat else None,
+            "lease_expires_at": lease.isoformat() if lease else None,
+        }
+        for job_id, worker_id, heartbeat, lease in running
+    ]
+    problems = [entry["problem"] for entry in embedded if entry["problem"]]
+    return {"status": "unhealthy" if problems else "ok", "problems": problems,
+            "workers": embedded, "running_jobs": jobs}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     worker = Worker(
-        session_factory(args.database_url),
+        session_factory(args.database_url, role="worker"),
         args.worker_id,
         lease_s=args.lease_s,
         tick_s=args.tick_s,

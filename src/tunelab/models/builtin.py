@@ -46,8 +46,14 @@ def cache_dir(model_id: str) -> Path:
 
 
 def is_complete(folder: Path) -> bool:
-    """A model folder is complete once it was renamed into place: config plus weights."""
-    return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+    """A model folder is complete once it was renamed into place: config plus weights.
+
+    A folder whose name the file system refuses (too long) is not complete.
+    """
+    try:
+        return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+    except OSError:
+        return False
 
 
 def ensure_builtin(model_id: str, *, progress: bool = True) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from threading import Thread
+from threading import Event, Thread
 from typing import Any
 
 from tunelab.errors import InvalidInput
@@ -133,6 +133,31 @@ def _device(model: Any) -> Any:
     return next(model.parameters()).device
 
 
+def _stopping(*events: Event | None) -> dict[str, Any]:
+    """``model.generate`` keywords that end generation at the next token once any of ``events`` is set.
+
+    This is how a chat whose client left, or a server that shuts down, frees
+    the model within one token instead of running to ``max_new_tokens``.
+    """
+    watched = [event for event in events if event is not None]
+    if not watched:
+        return {}
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = any(event.is_set() for event in watched)
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    return {"stopping_criteria": StoppingCriteriaList([Cancelled()])}
+
+
+def count_tokens(tokenizer: Any, prompt: str) -> int:
+    """The number of tokens a rendered prompt is (no special tokens added: the template holds them)."""
+    return len(_encode(tokenizer, prompt))
+
+
 def _finish(tokenizer: Any, new: list[int], prompt_tokens: int, stop_ids: list[int], limit: int) -> Completion:
     """Cut a generated row at its first stop id (later ones are batch padding) and describe it."""
     cut = next((i for i, token in enumerate(new) if token in stop_ids), None)
@@ -151,6 +176,7 @@ def generate(
     *,
     stop_ids: list[int] | None = None,
     batch_size: int = 8,
+    cancel: Event | None = None,
 ) -> list[Completion]:
     """One completion per rendered prompt, ``batch_size`` prompts per ``model.generate`` call.
 
@@ -170,6 +196,7 @@ def generate(
     device = _device(model)
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
+    stopping = _stopping(cancel)
     was_training = model.training
     model.eval()
     out: list[Completion] = []
@@ -179,7 +206,7 @@ def generate(
                 rows = [_encode(tokenizer, p) for p in prompts[start : start + max(1, batch_size)]]
                 inputs = _left_padded(rows, pad, device)
                 generated = model.generate(
-                    **inputs, **sampling.generate_kwargs(), eos_token_id=stops or None, pad_token_id=pad
+                    **inputs, **sampling.generate_kwargs(), eos_token_id=stops or None, pad_token_id=pad, **stopping
                 )
                 width = inputs["input_ids"].shape[1]
                 for row, ids in zip(rows, generated, strict=True):
@@ -196,12 +223,15 @@ def stream(
     sampling: Sampling | None = None,
     *,
     stop_ids: list[int] | None = None,
+    cancel: Event | None = None,
 ) -> Iterator[str]:
     """The reply to one rendered prompt as text pieces, as soon as they are generated.
 
     ``model.generate`` runs in a thread feeding a ``TextIteratorStreamer``; an
     error in that thread ends the stream and is raised here instead of leaving
-    the reader waiting for pieces that never come.
+    the reader waiting for pieces that never come. When the reader stops early
+    (closes this generator) or ``cancel`` is set, the thread stops at the next
+    token and is joined, so the model is free when this returns.
     """
     import torch
     from transformers import TextIteratorStreamer
@@ -213,6 +243,8 @@ def stream(
     inputs = _left_padded([_encode(tokenizer, prompt)], pad, _device(model))
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     failures: list[BaseException] = []
+    closed = Event()
+    stopping = _stopping(cancel, closed)
 
     def run() -> None:
         if sampling.seed is not None:
@@ -221,7 +253,7 @@ def stream(
             with torch.no_grad():
                 model.generate(
                     **inputs, **sampling.generate_kwargs(), eos_token_id=stops or None, pad_token_id=pad,
-                    streamer=streamer,
+                    streamer=streamer, **stopping,
                 )
         except BaseException as exc:  # handed to the reader below
             failures.append(exc)
@@ -229,7 +261,10 @@ def stream(
 
     worker = Thread(target=run, daemon=True)
     worker.start()
-    yield from (piece for piece in streamer if piece)
-    worker.join()
+    try:
+        yield from (piece for piece in streamer if piece)
+    finally:
+        closed.set()  # a reader that left early: stop at the next token
+        worker.join()
     if failures:
         raise failures[0]

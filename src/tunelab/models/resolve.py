@@ -37,7 +37,21 @@ def hub_dir(hub_id: str) -> Path:
 
 
 def _local_folder(name: str) -> Path | None:
-    """The folder a path-like name points at; raises when it is not a model folder."""
+    """The folder a path-like name points at; raises when it is not a model folder.
+
+    A name the file system cannot even look up (too long, an unknown ``~user``)
+    is ``NotFound`` like any other missing folder, never an ``OSError``.
+    """
+    try:
+        return _checked_folder(name)
+    except (OSError, RuntimeError) as error:
+        raise NotFound(
+            f"Model folder {name[:100]!r} cannot be looked up ({getattr(error, 'strerror', None) or error}).",
+            hint="Pass a folder saved with save_pretrained, a built-in id (tunelab models list) or a Hub id.",
+        ) from None
+
+
+def _checked_folder(name: str) -> Path | None:
     path = Path(name).expanduser()
     looks_like_path = path.is_absolute() or name.startswith((".", "~")) or path.exists()
     if not looks_like_path:

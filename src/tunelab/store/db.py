@@ -1,6 +1,7 @@
 """Engines, sessions and schema upgrades for the store.
 
-One cached engine per database URL (``get_engine``); SQLite gets WAL, a busy
+One cached engine per database URL and role (``get_engine``: the API and the
+worker each get their own pool, ``pool_config``); SQLite gets WAL, a busy
 timeout and foreign keys on every connection so several threads and processes
 (API, workers) can share one file. The schema is created and upgraded by the
 Alembic migrations packaged in ``tunelab.store.migrations`` (``init_db`` runs
@@ -14,9 +15,10 @@ taken before the read, which makes the claim a compare-and-swap.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.errors import DatabaseUnavailable
-from tunelab.settings import get_settings
+from tunelab.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _upgraded: set[str] = set()
@@ -58,21 +60,88 @@ def _sqlite_hooks(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-@lru_cache(maxsize=32)
-def get_engine(url: str | None = None) -> Engine:
-    """The process-wide engine for ``url`` (default: the settings' database URL)."""
-    url = url or default_url()
+@dataclass(frozen=True)
+class PoolConfig:
+    """Connection-pool limits of one engine: kept open, extra under load, longest wait for one."""
+
+    size: int
+    overflow: int
+    timeout_s: float
+
+
+#: The roles that get their own engine and pool (see ``pool_config``).
+ROLES = ("default", "api", "worker")
+
+
+def pool_config(role: str = "default", settings: Settings | None = None) -> PoolConfig | None:
+    """The pool limits of ``role`` from ``settings``; None (SQLAlchemy's own) for ``default``.
+
+    The API and the worker get separate engines, so requests that exhaust the
+    API's pool wait (briefly, then 503) while the worker keeps its connections.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown engine role {role!r}; expected one of {ROLES}")
+    if role == "default":
+        return None
+    settings = settings or get_settings()
+    if role == "api":
+        return PoolConfig(settings.api_pool_size, settings.api_pool_overflow, settings.api_pool_timeout_s)
+    return PoolConfig(settings.worker_pool_size, settings.worker_pool_overflow, settings.worker_pool_timeout_s)
+
+
+def get_engine(url: str | None = None, role: str = "default", settings: Settings | None = None) -> Engine:
+    """The process-wide engine for ``url`` (default: the settings' database URL) and ``role``.
+
+    One engine per (URL, pool limits): ``tunelab serve`` holds an ``api`` and a
+    ``worker`` engine on the same database, each with its own pool.
+    """
+    return _engine(url or default_url(), pool_config(role, settings))
+
+
+def dispose_engines(url: str) -> None:
+    """Close every pooled connection to ``url``, whatever role opened it (before a DROP DATABASE)."""
+    for (engine_url, _pool), engine in list(_ENGINES.items()):
+        if engine_url == url:
+            engine.dispose()
+
+
+_ENGINES: OrderedDict[tuple[str, PoolConfig | None], Engine] = OrderedDict()
+_ENGINES_LOCK = threading.Lock()
+_MAX_ENGINES = 64  # a test session opens hundreds of throw-away databases; keep the recent ones
+
+
+def _engine(url: str, pool: PoolConfig | None) -> Engine:
+    with _ENGINES_LOCK:
+        key = (url, pool)
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _create(url, pool)
+            while len(_ENGINES) > _MAX_ENGINES:
+                _ENGINES.popitem(last=False)
+        _ENGINES.move_to_end(key)
+        return engine
+
+
+def _pool_args(pool: PoolConfig | None, *, size: int, overflow: int) -> dict[str, Any]:
+    if pool is None:
+        return {"pool_size": size, "max_overflow": overflow}
+    return {"pool_size": pool.size, "max_overflow": pool.overflow, "pool_timeout": pool.timeout_s}
+
+
+def _create(url: str, pool: PoolConfig | None) -> Engine:
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        on_disk = bool(path) and path != ":memory:" and "mode=memory" not in path
+        if on_disk:
             _sqlite_folder(Path(path))
+        extra = _pool_args(pool, size=5, overflow=10) if on_disk else {}  # memory: one connection per thread
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True, **extra
         )
         _sqlite_hooks(engine)
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(url, pool_pre_ping=True, **_pool_args(pool, size=10, overflow=20))
     except (ArgumentError, ImportError, ValueError) as exc:
         raise DatabaseUnavailable(
             f"TUNELAB_DATABASE_URL is not a database URL tunelab can use: {exc}",
@@ -131,10 +200,17 @@ def init_db(url: str | None = None) -> Engine:
     return engine
 
 
-def session_factory(url: str | None = None, *, migrate: bool = True) -> sessionmaker[Session]:
-    """A sessionmaker bound to the (upgraded) database; rows stay readable after commit."""
-    engine = init_db(url) if migrate else get_engine(url)
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def session_factory(
+    url: str | None = None, *, migrate: bool = True, role: str = "default", settings: Settings | None = None
+) -> sessionmaker[Session]:
+    """A sessionmaker bound to the (upgraded) database; rows stay readable after commit.
+
+    ``role`` (``api`` or ``worker``) picks that role's own engine and pool
+    limits from ``settings`` (see ``pool_config``).
+    """
+    if migrate:
+        init_db(url)
+    return sessionmaker(bind=get_engine(url, role, settings), expire_on_commit=False)
 
 
 @contextmanager

@@ -49,9 +49,9 @@ def create_database(prefix: str = "tunelab_test") -> str:
 
 def drop_database(url: str) -> None:
     """Drop a database made by ``create_database`` (closing our pooled connections first)."""
-    from tunelab.store.db import get_engine
+    from tunelab.store.db import dispose_engines
 
-    get_engine(url).dispose()
+    dispose_engines(url)
     target = make_url(url)
     admin = create_engine(make_url(server_url()), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

@@ -15,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab.api.deps import AdminScope, ReadScope, SessionDep, SettingsDep
+from tunelab.api.schemas import Offset
 from tunelab.jobs.names import check_name
 from tunelab.monitor import alerts as alert_service
 from tunelab.monitor import notify
@@ -141,7 +142,7 @@ def list_alerts(
     _: ReadScope,
     state: Annotated[Literal["all", "active", "resolved"], Query(description="active, resolved or all.")] = "all",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     rows, total, active = alert_service.list_alerts(session, state=state, limit=limit, offset=offset)
     data = [alert_service.alert_dict(row) for row in rows]

@@ -8,19 +8,26 @@ completed job's id or a built-in id; ``stream: true`` answers with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, TypeVar
 
+import anyio
 from fastapi import APIRouter, Request
+from fastapi.concurrency import iterate_in_threadpool, run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep
+from tunelab.api.errors import ErrorBody
 from tunelab.errors import InvalidInput
-from tunelab.serving.registry import LoadedModels, chat_location, chat_model_ids
+from tunelab.serving.generation import ChatModel, check_prompt_size
+from tunelab.serving.registry import ChatTicket, LoadedModels, chat_location, chat_model_ids
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -53,11 +60,30 @@ class ChatCompletionRequest(BaseModel):
 
 
 def _models(request: Request) -> LoadedModels:
+    """The app's loaded chat models (made on first use, with the settings' queue size)."""
     state = request.app.state
     if not hasattr(state, "chat_models"):
-        state.chat_models = LoadedModels(capacity=1)
+        state.chat_models = LoadedModels(capacity=1, queue_size=state.settings.chat_queue_size)
     models: LoadedModels = state.chat_models
     return models
+
+
+async def _cancel_when_gone(request: Request, ticket: ChatTicket) -> None:
+    """Set the ticket's cancel flag as soon as the client disconnects (non-streaming requests)."""
+    while not ticket.cancel.is_set():
+        if await request.is_disconnected():
+            ticket.cancel.set()
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _watching(request: Request, ticket: ChatTicket, work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread while watching for the client leaving (then ``ticket.cancel`` is set)."""
+    watcher = asyncio.create_task(_cancel_when_gone(request, ticket))
+    try:
+        return await run_in_threadpool(work)
+    finally:
+        watcher.cancel()
 
 
 def _chunk(reply_id: str, created: int, model: str, delta: dict[str, str], finish: str | None) -> str:
@@ -72,32 +98,46 @@ def list_chat_models(session: SessionDep, _: ReadScope) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-@router.post("/chat/completions", summary="Reply to a conversation (OpenAI shape; stream with SSE)", response_model=None)
-def chat_completions(
+_LIMITS = {
+    400: {"model": ErrorBody, "description": "The prompt is longer than the model's context or the server's cap."},
+    503: {"model": ErrorBody, "description": "The model's chat queue is full (or the store is busy); retry after "
+                                              "`Retry-After` seconds."},
+}
+
+
+@router.post("/chat/completions", summary="Reply to a conversation (OpenAI shape; stream with SSE)", response_model=None,
+             responses=_LIMITS)  # fmt: skip
+async def chat_completions(
     body: ChatCompletionRequest, request: Request, session: SessionDep, settings: SettingsDep, _: ReadScope
 ) -> dict[str, Any] | StreamingResponse:
-    location = chat_location(session, settings, body.model)
+    """Bounded work: the prompt is checked against the model's context and the server's cap (400 with
+    the numbers), ``max_tokens`` is capped by the context left, at most ``chat_queue_size`` requests per
+    model run or wait (503 beyond), and generation stops when the client leaves or the server stops.
+    """
     turns = [message.as_turn() for message in body.messages]
     if turns[-1]["role"] == "assistant":
         raise InvalidInput("the last message is the assistant's", "end the conversation with a user message")
-    limit = body.max_completion_tokens or body.max_tokens or 256
+    check_prompt_size(turns, settings.chat_max_prompt_tokens)  # a 1 MB prompt: 400 before anything loads
+    location = await run_in_threadpool(chat_location, session, settings, body.model)
+    requested = body.max_completion_tokens or body.max_tokens or 256
     models = _models(request)
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    ticket = models.enter(location)  # 503 at once when the model's queue is full
+    try:
+        await run_in_threadpool(models.load, location)  # load errors answer with their status
+        chat = await _watching(request, ticket, ticket.wait)
+        limit = await run_in_threadpool(chat.fit, turns, requested, settings.chat_max_prompt_tokens)
+    except BaseException:
+        ticket.close()
+        raise
     if body.stream:
-        with models.use(location) as chat:  # load (and check the request) before the stream starts
-            chat.render(turns)
-
-        def events() -> Iterator[str]:
-            yield _chunk(reply_id, created, body.model, {"role": "assistant", "content": ""}, None)
-            with models.use(location) as chat:
-                for piece in chat.stream(turns, limit, body.temperature, body.top_p):
-                    yield _chunk(reply_id, created, body.model, {"content": piece}, None)
-            yield _chunk(reply_id, created, body.model, {}, "stop")
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-    with models.use(location) as chat:
-        done = chat.complete(turns, limit, body.temperature, body.top_p)
+        return StreamingResponse(_stream(ticket, chat, turns, limit, body, reply_id, created),
+                                 media_type="text/event-stream")  # fmt: skip
+    try:
+        done = await _watching(request, ticket, lambda: chat.complete(
+            turns, limit, body.temperature, body.top_p, cancel=ticket.cancel))  # fmt: skip
+    finally:
+        ticket.close()
     message = {"role": "assistant", "content": done.text}
     usage = {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
              "total_tokens": done.prompt_tokens + done.completion_tokens}  # fmt: skip
@@ -109,3 +149,25 @@ def chat_completions(
         "choices": [{"index": 0, "message": message, "finish_reason": done.finish_reason}],
         "usage": usage,
     }
+
+
+async def _stream(ticket: ChatTicket, chat: ChatModel, turns: list[dict[str, str]], limit: int,
+                  body: ChatCompletionRequest, reply_id: str, created: int) -> AsyncIterator[str]:  # fmt: skip
+    """The reply as chunks while holding the model; a client that leaves cancels it at the next token.
+
+    Starlette cancels this generator when the client disconnects; the ``finally``
+    sets the cancel flag (the generation thread stops at its next token), closes
+    the token iterator and only then gives the model back.
+    """
+    pieces = chat.stream(turns, limit, body.temperature, body.top_p, cancel=ticket.cancel)
+    try:
+        yield _chunk(reply_id, created, body.model, {"role": "assistant", "content": ""}, None)
+        async for piece in iterate_in_threadpool(pieces):
+            yield _chunk(reply_id, created, body.model, {"content": piece}, None)
+        yield _chunk(reply_id, created, body.model, {}, "stop")
+        yield "data: [DONE]\n\n"
+    finally:
+        ticket.cancel.set()
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(pieces.close)  # joins the generation thread
+            ticket.close()

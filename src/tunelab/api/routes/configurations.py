@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 
-from tunelab.api.deps import ReadScope, SessionDep, TrainScope
+from tunelab.api.deps import ReadScope, ServerPaths, SessionDep, TrainScope
 from tunelab.api.schemas import ConfigurationCreate, Page
 from tunelab.jobs import configurations as service
 from tunelab.jobs.names import check_name
@@ -27,10 +27,11 @@ def load_configuration(session: Session, config_id: str) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, summary="Save a configuration (same content, same id)")
-def save_configuration(body: ConfigurationCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+def save_configuration(body: ConfigurationCreate, session: SessionDep, _: TrainScope,
+                       paths: ServerPaths) -> dict[str, Any]:  # fmt: skip
     check_name(body.name, "name")
     config = body.model_dump(exclude={"name", "mode"})
-    row = service.save_configuration(session, config, name=body.name, mode=body.mode)
+    row = service.save_configuration(session, config, name=body.name, mode=body.mode, paths=paths)
     return service.configuration_dict(row)
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
-from tunelab.api.schemas import Page
+from tunelab.api.schemas import Offset, Page
 from tunelab.api.uploads import (
     client_name,
     dataset_name,
@@ -37,9 +37,11 @@ from tunelab.datasets.inspection import (
     size_limit_sentence,
 )
 from tunelab.jobs import datasets as dataset_service
+from tunelab.jobs.paths import shown_path
 
 if TYPE_CHECKING:  # rows are only passed through to their answer's shape
-    from tunelab.store.models import Dataset
+    from tunelab.settings import Settings
+    from tunelab.store.models import Dataset, DatasetVersion
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 preview_router = APIRouter(prefix="/api", tags=["datasets"])
@@ -73,11 +75,16 @@ class RepairRequest(BaseModel):
     version: str | None = Field(default=None, description="Version to repair; default the latest.")
 
 
-def _dataset_dict(session: Session, dataset: Dataset) -> dict[str, Any]:
+def _version_dict(row: DatasetVersion, settings: Settings) -> dict[str, Any]:
+    """A version row without the server's absolute path: ``path`` is relative to the home."""
+    return row.to_dict() | {"path": shown_path(row.path, settings)}
+
+
+def _dataset_dict(session: Session, dataset: Dataset, settings: Settings) -> dict[str, Any]:
     out = dataset.to_dict()
     latest = dataset_service.latest_version(session, dataset)
     if latest is not None:
-        out["latest_version"] = latest.to_dict()
+        out["latest_version"] = _version_dict(latest, settings)
     return out
 
 
@@ -96,7 +103,7 @@ async def upload_dataset(request: Request, session: SessionDep, settings: Settin
         )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)  # the normalised version is the copy that is kept
-    return _dataset_dict(session, dataset) | {"version": version.to_dict()}
+    return _dataset_dict(session, dataset, settings) | {"version": _version_dict(version, settings)}
 
 
 @router.post("/preview", summary="Validate and preview a file without saving it",
@@ -120,7 +127,7 @@ async def preview_dataset(request: Request, settings: SettingsDep, _: ReadScope)
 @router.get("", response_model=Page, summary="List datasets")
 def list_datasets(session: SessionDep, _: ReadScope,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                  offset: Annotated[int, Query(ge=0)] = 0,
+                  offset: Offset = 0,
                   tag: Annotated[str | None, Query(max_length=100, description="Only datasets with this tag.")] = None,
                   ) -> dict[str, Any]:  # fmt: skip
     rows, total = dataset_service.list_datasets(session, limit=limit, offset=offset, tag=tag)
@@ -128,20 +135,20 @@ def list_datasets(session: SessionDep, _: ReadScope,
 
 
 @router.get("/{dataset}", summary="One dataset (by id or name) with its latest version")
-def get_dataset(dataset: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return _dataset_dict(session, dataset_service.get(session, dataset))
+def get_dataset(dataset: str, session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    return _dataset_dict(session, dataset_service.get(session, dataset), settings)
 
 
 @router.get("/{dataset}/versions", response_model=Page, summary="A dataset's versions, oldest first")
-def list_versions(dataset: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+def list_versions(dataset: str, session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
     rows = dataset_service.list_versions(session, dataset)
-    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+    return {"data": [_version_dict(row, settings) for row in rows], "count": len(rows)}
 
 
 @router.get("/{dataset}/rows", response_model=Page, summary="Normalised records, paged")
 async def list_rows(dataset: str, session: SessionDep, settings: SettingsDep, _: ReadScope,
                     version: Annotated[str | None, Query(description="Version id; default the latest.")] = None,
-                    offset: Annotated[int, Query(ge=0)] = 0,
+                    offset: Offset = 0,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, Any]:  # fmt: skip
     records, total = await run_in_threadpool(
         dataset_service.read_rows, session, dataset, version=version, offset=offset, limit=limit,
@@ -166,7 +173,7 @@ async def repair_dataset(dataset: str, body: RepairRequest, session: SessionDep,
     row, report = await run_in_threadpool(
         dataset_service.repair, session, dataset, version=body.version, settings=settings
     )
-    return row.to_dict() | {"report": report.model_dump(mode="json"), "summary": report.summary()}
+    return _version_dict(row, settings) | {"report": report.model_dump(mode="json"), "summary": report.summary()}
 
 
 @router.delete("/{dataset}", status_code=204, summary="Delete a dataset and its stored versions")

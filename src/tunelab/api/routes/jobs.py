@@ -16,11 +16,20 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
-from tunelab.api.schemas import CompareRequest, JobCreate, JobPublic, JobsPublic, Page
+from tunelab.api.deps import ReadScope, ServerPaths, SessionDep, SettingsDep, TrainScope
+from tunelab.api.schemas import (
+    AfterCursor,
+    CompareRequest,
+    IdPath,
+    JobCreate,
+    JobPublic,
+    JobsPublic,
+    Offset,
+    Page,
+)
 from tunelab.errors import InvalidInput
 from tunelab.jobs import service
-from tunelab.jobs.names import check_name
+from tunelab.jobs.names import check_name, check_tags, check_text
 from tunelab.jobs.trainconfig import job_request as request_config
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -44,14 +53,17 @@ def save_options(body: JobCreate) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=JobPublic, summary="Create (and queue) a job")
-def create_job(body: JobCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+def create_job(body: JobCreate, session: SessionDep, _: TrainScope, paths: ServerPaths) -> dict[str, Any]:
     """The guide's body works as printed: model and dataset as ``{uid, name}``, ``modelSaving``.
 
     The answer is the job with ``jobUid`` (= ``id``), and ``warnings`` when
     something sent was not used as the sender may have meant.
     """
+    check_name(body.name, "name")  # labels first: a bad name is the answer, whatever the configuration
+    check_text(body.description, "description")
+    check_tags(body.tags)
     configuration = body.configuration.model_dump(exclude_none=True) if body.configuration else None
-    config, configuration_id, warnings = request_config(session, configuration, body.configuration_id)
+    config, configuration_id, warnings = request_config(session, configuration, body.configuration_id, paths)
     job = service.create_job(
         session,
         config,
@@ -64,6 +76,7 @@ def create_job(body: JobCreate, session: SessionDep, _: TrainScope) -> dict[str,
         max_attempts=body.max_attempts,
         submit=body.submit,
         configuration_id=configuration_id,
+        paths=paths,
     )
     out = job.to_dict()
     if warnings:
@@ -79,7 +92,7 @@ def list_jobs(
     tag: Annotated[str | None, Query(description="Only jobs with this tag.")] = None,
     search: Annotated[str | None, Query(description="Substring of the job name.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     rows, total = service.list_jobs(
         session, status=status, tag=tag, search=search, limit=limit, offset=offset
@@ -129,7 +142,7 @@ def list_events(
     job_id: str,
     session: SessionDep,
     _: ReadScope,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    after: AfterCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     type: Annotated[list[str] | None, Query(description="status, event, log, metrics, resources")] = None,
 ) -> dict[str, Any]:
@@ -165,7 +178,7 @@ def list_artifacts(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, 
     summary="Download an artifact (folders come as a .zip)",
     response_class=FileResponse,
 )
-def download_artifact(job_id: str, artifact_id: int, session: SessionDep, _: ReadScope) -> FileResponse:
+def download_artifact(job_id: str, artifact_id: IdPath, session: SessionDep, _: ReadScope) -> FileResponse:
     artifact, path = service.get_artifact(session, job_id, artifact_id)
     if path.is_file():
         return FileResponse(path, filename=f"{job_id}-{artifact.id}-{path.name}")

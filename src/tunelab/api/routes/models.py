@@ -24,9 +24,10 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab import models as catalog
-from tunelab.api.deps import AdminScope, ReadScope, SessionDep, TrainScope
+from tunelab.api.deps import AdminScope, ReadScope, ServerPaths, SessionDep, TrainScope
 from tunelab.errors import NotFound, TunelabError
 from tunelab.jobs.names import check_name
+from tunelab.jobs.paths import admit_model_name
 from tunelab.models import categories, hub
 from tunelab.models.hub import Availability, HubStatus, ModelResult, SearchResult
 from tunelab.models.precision import RequestedPrecision
@@ -191,6 +192,7 @@ async def check_model(model_id: str, session: SessionDep, _: ReadScope) -> dict[
 @router.get("/info", summary="Facts and a memory estimate per training method for a model")
 async def model_info(
     _: ReadScope,
+    paths: ServerPaths,
     name: Annotated[str, Query(min_length=1, max_length=500, description="Model id, Hub id or folder.")],
     batch_size: Annotated[int, Query(**_bounds("batch_size"))] = _default("batch_size"),
     max_length: Annotated[int, Query(**_bounds("max_length"))] = _default("max_length"),
@@ -198,7 +200,7 @@ async def model_info(
     gradient_checkpointing: bool = _default("gradient_checkpointing"),
 ) -> dict[str, Any]:
     """Every other setting (LoRA rank and dropout, virtual tokens, device) is TrainConfig's default."""
-    info = await run_in_threadpool(catalog.model_info, name)
+    info = await run_in_threadpool(catalog.model_info, admit_model_name(name, "name", paths))
     found = await run_in_threadpool(
         methods.estimate_methods, info, batch_size=batch_size, max_length=max_length, precision=precision,
         gradient_checkpointing=gradient_checkpointing,
@@ -213,13 +215,15 @@ async def model_info(
 @router.get("/available", summary="Whether a model can be used now (on disk, convertible, downloadable)")
 async def model_available(
     _: ReadScope,
+    paths: ServerPaths,
     name: Annotated[str, Query(min_length=1, max_length=500, description="Model id, Hub id or folder.")],
 ) -> dict[str, Any]:
-    return {"name": name, "available": await run_in_threadpool(catalog.is_available, name)}
+    found = await run_in_threadpool(catalog.is_available, admit_model_name(name, "name", paths))
+    return {"name": name, "available": found}
 
 
 @router.post("", status_code=201, summary="Add a model to the collection")
-async def add_model(body: ModelAdd, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+async def add_model(body: ModelAdd, session: SessionDep, _: TrainScope, paths: ServerPaths) -> dict[str, Any]:
     """Record a model with its provider and category (given, else derived).
 
     A Hub id that is not on disk is added with the Hub's facts when the Hub answers and
@@ -231,7 +235,8 @@ async def add_model(body: ModelAdd, session: SessionDep, _: TrainScope) -> dict[
     category = categories.parse_category(body.category) if body.category else ""
     try:
         info, source, location = await run_in_threadpool(
-            hub.collection_facts, body.id, provider=body.provider.strip(), category=category
+            hub.collection_facts, admit_model_name(body.id.strip(), "id", paths), provider=body.provider.strip(),
+            category=category,
         )
     except hub.HubNotFound as error:
         raise NotFound(

@@ -3,7 +3,8 @@
 Field names and object shapes follow OpenAI's fine-tuning API so the official
 ``openai`` client works against a studio: a file uploaded with purpose
 ``fine-tune`` becomes a stored dataset whose name is the file id; a job's
-``training_file`` is that id and ``model`` a catalog id or local folder.
+``training_file`` is that id and ``model`` a catalog, collection or Hub id (a
+server path only as ``tunelab.jobs.paths`` allows).
 ``hyperparameters`` maps ``n_epochs``/``batch_size``/``learning_rate_multiplier``
 and passes any other TrainConfig field (e.g. ``max_steps``) through.
 """
@@ -18,8 +19,9 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from tunelab.api.deps import ReadScope, SessionDep, SettingsDep, TrainScope
+from tunelab.api.deps import ReadScope, ServerPaths, SessionDep, SettingsDep, TrainScope
 from tunelab.api.openai_shapes import event_object, file_object, job_object, list_object
+from tunelab.api.schemas import MAX_ID
 from tunelab.api.uploads import client_name, receive_dataset_file
 from tunelab.errors import InvalidInput, NotFound
 from tunelab.jobs import datasets as dataset_service
@@ -37,7 +39,7 @@ BASE_LEARNING_RATE = ADAPTER_LEARNING_RATE  # OpenAI's multiplier scales the ada
 class FineTuningJobCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    model: str = Field(min_length=1, description="Catalog id (smollm2-135m-instruct) or local folder.")
+    model: str = Field(min_length=1, description="Catalog id (smollm2-135m-instruct), collection entry or Hub id.")
     training_file: str = Field(min_length=1, description="File id from POST /v1/files.")
     validation_file: str | None = Field(default=None, description="File id for evaluation.")
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="OpenAI or TrainConfig names.")
@@ -87,7 +89,26 @@ def _job(session: Session, job: Job) -> dict[str, Any]:
     return job_object(job, service.trained_tokens(session, job.id))
 
 
-@router.post("/files", summary="Upload a JSONL training file (purpose fine-tune)")
+_FILE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The JSONL training file."},
+                        "purpose": {"type": "string", "description": "Only `fine-tune`."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/files", summary="Upload a JSONL training file (purpose fine-tune)", openapi_extra=_FILE_BODY)
 async def create_file(request: Request, session: SessionDep, settings: SettingsDep, _: TrainScope) -> dict[str, Any]:
     upload, path = await receive_dataset_file(request, settings)
     try:
@@ -121,7 +142,7 @@ def delete_file(file_id: str, session: SessionDep, settings: SettingsDep, _: Tra
 
 
 @router.post("/fine_tuning/jobs", summary="Create a fine-tuning job")
-def create_job(body: FineTuningJobCreate, session: SessionDep, _: TrainScope) -> dict[str, Any]:
+def create_job(body: FineTuningJobCreate, session: SessionDep, _: TrainScope, paths: ServerPaths) -> dict[str, Any]:
     config = {"model": body.model, "dataset": body.training_file,
               "hyperparameters": train_hyperparameters(body)}  # fmt: skip
     job = service.create_job(
@@ -129,6 +150,7 @@ def create_job(body: FineTuningJobCreate, session: SessionDep, _: TrainScope) ->
         description=str(body.metadata or ""),
         save_options={"save_model": True, "model_name": body.suffix, "push_to_hub": False,
                       "public": False, "make_public": False, "metadata": body.metadata or {}},
+        paths=paths,
     )  # fmt: skip
     return _job(session, job)
 
@@ -168,8 +190,8 @@ def list_events(job_id: str, session: SessionDep, _: ReadScope, after: str | Non
                 limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:  # fmt: skip
     rows = service.list_events(session, job_id, limit=10_000)[::-1]
     if after:
-        if not after.isdigit():
-            raise InvalidInput(f"`after` {after!r} is not an event id", "pass the id of an event")
+        if not (after.isascii() and after.isdigit() and len(after) <= 16 and int(after) <= MAX_ID):
+            raise InvalidInput(f"`after` {after[:40]!r} is not an event id", "pass the id of an event")
         rows = [row for row in rows if row.id < int(after)]
     objects = [event_object(row) for row in rows]
     return list_object(objects[:limit], has_more=len(objects) > limit)

@@ -7,13 +7,20 @@ client that reconnects with the last id it saw misses nothing and sees nothing
 twice. The stream reads only the store, so training never depends on a client,
 and the API may restart while a worker trains. A stream ends (``end`` message)
 once the job is terminal and every event has been sent.
+
+A stream holds no store connection while it waits: every poll opens a short
+session, reads and closes it (``_fetch``), so a hundred open streams cost the
+API's pool nothing between polls. A poll that meets a transient store error
+(no free connection, a lock, a dropped link) waits with a bounded backoff and
+polls again; the client sees a slower stream, never a broken one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -22,12 +29,16 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.api.auth import require_scope
-from tunelab.api.deps import ReadScope, SessionDep
+from tunelab.api.deps import ReadScope
+from tunelab.api.schemas import MAX_ID
 from tunelab.errors import InvalidInput, TunelabError
 from tunelab.jobs import service
 from tunelab.jobs.states import JobStatus
+from tunelab.store.retry import Backoff, describe, is_transient
 
 router = APIRouter(tags=["streams"])
+log = logging.getLogger("tunelab.api")
+RETRY_MAX_S = 5.0  # longest pause between polls while the store is failing
 POLL_S = 0.25
 PING_S = 15.0
 BATCH = 500
@@ -42,6 +53,12 @@ def _fetch(sessions: sessionmaker[Session], job_id: str, after: int) -> tuple[li
         return [row.to_dict() for row in rows], status
 
 
+def _check_job(sessions: sessionmaker[Session], job_id: str) -> None:
+    """NotFound for an unknown job, in a session closed before the stream starts."""
+    with sessions() as session:
+        service.get_job(session, job_id)
+
+
 async def follow(sessions: sessionmaker[Session], job_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
     """Yield events from the cursor on; a final ``{"type": "end"}`` when the job is done.
 
@@ -49,8 +66,18 @@ async def follow(sessions: sessionmaker[Session], job_id: str, after: int) -> As
     and nothing new" really means everything up to the terminal status was sent.
     """
     cursor = after
+    backoff = Backoff(POLL_S, RETRY_MAX_S)
     while True:
-        events, status = await run_in_threadpool(_fetch, sessions, job_id, cursor)
+        try:
+            events, status = await run_in_threadpool(_fetch, sessions, job_id, cursor)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            delay = backoff.failed()
+            log.warning("stream of %s: %s; polling again in %.1f s", job_id, describe(error), delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.succeeded()
         for event in events:
             cursor = event["id"]
             yield event
@@ -69,8 +96,8 @@ def _cursor(after: int | None, last_event_id: str | None) -> int:
         raise InvalidInput(
             f"cursor {value!r} is not an event id", "pass the id of the last event you received"
         ) from None
-    if cursor < 0:
-        raise InvalidInput("cursor must be >= 0", "pass the id of the last event you received")
+    if not 0 <= cursor <= MAX_ID:
+        raise InvalidInput(f"cursor must be 0 to {MAX_ID}", "pass the id of the last event you received")
     return cursor
 
 
@@ -85,17 +112,16 @@ def _sse(event: dict[str, Any]) -> str:
     summary="Server-sent events for a job (resume with Last-Event-ID or ?after=)",
     response_class=StreamingResponse,
 )
-def stream_job_sse(
+async def stream_job_sse(
     job_id: str,
     request: Request,
-    session: SessionDep,
     _: ReadScope,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this event id.")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Resume after this event id.")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     cursor = _cursor(after, last_event_id)
-    service.get_job(session, job_id)  # 404 before the stream starts
     sessions: sessionmaker[Session] = request.app.state.sessions
+    await run_in_threadpool(_check_job, sessions, job_id)  # 404 before the stream starts; no session kept
 
     async def body() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
@@ -126,21 +152,34 @@ async def _with_pings(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[di
         pending.cancel()
 
 
-@router.websocket("/ws/jobs/{job_id}")
-async def stream_job_ws(websocket: WebSocket, job_id: str, after: int | None = None) -> None:
-    """JSON messages, one per event; ``{"type": "end"}`` then close when the job is done.
+# Turns a job's stream into the messages one kind of socket sends: given the
+# session factory, the job id and the cursor (in a worker thread), it returns a
+# function from each stream event to a message, or None to skip the event.
+Shaper = Callable[[sessionmaker[Session], str, int], Callable[[dict[str, Any]], dict[str, Any] | None]]
 
-    Errors (bad token, unknown job, bad cursor) arrive as one
-    ``{"type": "error", "error": {...}}`` message before the socket closes.
+
+def _plain(sessions: sessionmaker[Session], job_id: str, _cursor: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    _check_job(sessions, job_id)
+    return lambda event: event
+
+
+async def serve_job_socket(websocket: WebSocket, job_id: str, after: int | None, shaper: Shaper) -> None:
+    """The one WebSocket loop over a job's stream: auth, cursor, replay, errors, close.
+
+    Every job socket (``/ws/jobs``, the guide's ``/ws/training``) differs only in
+    how it shapes events, so the protocol (an ``error`` message then close code
+    4000 + HTTP status; close 1000 after ``end``) is written once.
     """
     await websocket.accept()
     sessions: sessionmaker[Session] = websocket.app.state.sessions
     try:
         require_scope("read")(websocket)
         cursor = _cursor(after, websocket.headers.get("last-event-id"))
-        await run_in_threadpool(_fetch, sessions, job_id, 0)
+        shape = await run_in_threadpool(shaper, sessions, job_id, cursor)
         async for event in follow(sessions, job_id, cursor):
-            await websocket.send_json(event)
+            message = shape(event)
+            if message is not None:
+                await websocket.send_json(message)
     except TunelabError as error:
         await websocket.send_json({"type": "error", "error": error.to_dict()})
         await websocket.close(code=4000 + _status(error))
@@ -148,6 +187,16 @@ async def stream_job_ws(websocket: WebSocket, job_id: str, after: int | None = N
     except WebSocketDisconnect:
         return
     await websocket.close(code=1000)
+
+
+@router.websocket("/ws/jobs/{job_id}")
+async def stream_job_ws(websocket: WebSocket, job_id: str, after: int | None = None) -> None:
+    """JSON messages, one per event; ``{"type": "end"}`` then close when the job is done.
+
+    Errors (bad token, unknown job, bad cursor) arrive as one
+    ``{"type": "error", "error": {...}}`` message before the socket closes.
+    """
+    await serve_job_socket(websocket, job_id, after, _plain)
 
 
 def _status(error: TunelabError) -> int:

@@ -1,11 +1,17 @@
-"""System: health (no token needed, for load balancers), version, resources."""
+"""System: health (no token needed, for load balancers), version, resources.
+
+Health is 200 ``{"status": "ok"}`` only while the store answers and every
+embedded worker's loop is alive and ticked within ``worker_stale_s``; otherwise
+503 (``unhealthy`` naming the reason, or the store's own 503), so a load
+balancer or supervisor restarts a server whose worker is gone.
+"""
 
 from __future__ import annotations
 
 import platform
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from tunelab import __version__
@@ -16,17 +22,24 @@ router = APIRouter(prefix="/api", tags=["system"])
 root_router = APIRouter(tags=["system"])
 
 
-@router.get("/health", summary="Liveness and database check (no token needed)")
-def health(session: SessionDep) -> dict[str, Any]:
-    from sqlalchemy import text
+@router.get("/health", summary="Liveness: the database and each worker's heartbeat (no token needed)")
+def health(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    from tunelab.errors import ServiceUnhealthy
+    from tunelab.jobs.worker import health_report
 
-    session.execute(text("SELECT 1"))
-    return {"status": "ok", "version": __version__}
+    report = health_report(session, request.app.state.workers, settings.worker_stale_s)
+    if report["problems"]:
+        raise ServiceUnhealthy(
+            "; ".join(report["problems"]),
+            "see the server log for why the worker stopped; restart `tunelab serve`",
+            details={"workers": report["workers"], "running_jobs": report["running_jobs"]},
+        )
+    return {**report, "version": __version__}
 
 
-@root_router.get("/health", summary="Liveness and database check at the root (same as /api/health)")
-def root_health(session: SessionDep) -> dict[str, Any]:
-    return health(session)
+@root_router.get("/health", summary="Liveness at the root (same as /api/health)")
+def root_health(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    return health(request, session, settings)
 
 
 @router.get("/version", summary="tunelab, Python and library versions")

@@ -8,17 +8,16 @@ app on the guide's second port.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Query, WebSocket
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from tunelab.api.auth import require_scope
 from tunelab.api.deps import ReadScope, SessionDep, SettingsDep
-from tunelab.api.routes.streams import _cursor, _status, follow
-from tunelab.errors import TunelabError
+from tunelab.api.routes.streams import serve_job_socket
 from tunelab.jobs import service
 from tunelab.jobs import training_monitor as monitor
 
@@ -95,12 +94,14 @@ async def training_resources(settings: SettingsDep, _: ReadScope) -> dict[str, A
     return sample if isinstance(sample, dict) else sample.model_dump(mode="json")
 
 
-def _open_feed(sessions: sessionmaker[Session], job_id: str, cursor: int) -> monitor.TrainingFeed:
+def _open_feed(
+    sessions: sessionmaker[Session], job_id: str, cursor: int
+) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
     """The feed for a job, caught up on the events before ``cursor``; NotFound for an unknown job."""
     with sessions() as session:
         feed = monitor.TrainingFeed(service.get_job(session, job_id))
         feed.seed(session, cursor)
-        return feed
+        return feed.message
 
 
 @router.websocket("/ws/training/{job_id}")
@@ -111,20 +112,4 @@ async def stream_training(websocket: WebSocket, job_id: str, after: int | None =
     (or a ``Last-Event-ID`` header) to continue without gaps or repeats. Errors
     arrive as one ``{"type": "error", "error": {...}}`` before the socket closes.
     """
-    await websocket.accept()
-    sessions: sessionmaker[Session] = websocket.app.state.sessions
-    try:
-        require_scope("read")(websocket)
-        cursor = _cursor(after, websocket.headers.get("last-event-id"))
-        feed = await run_in_threadpool(_open_feed, sessions, job_id, cursor)
-        async for event in follow(sessions, job_id, cursor):
-            message = feed.message(event)
-            if message is not None:
-                await websocket.send_json(message)
-    except TunelabError as error:
-        await websocket.send_json({"type": "error", "error": error.to_dict()})
-        await websocket.close(code=4000 + _status(error))
-        return
-    except WebSocketDisconnect:
-        return
-    await websocket.close(code=1000)
+    await serve_job_socket(websocket, job_id, after, _open_feed)

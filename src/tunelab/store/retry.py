@@ -1,0 +1,77 @@
+"""Transient store errors and the bounded exponential backoff every long-lived loop uses.
+
+A worker, a supervisor tick or a stream poll that meets a pool timeout,
+``database is locked``, ``disk is full`` or a dropped PostgreSQL connection must
+not die of it: it logs, waits (0.5 s, 1 s, 2 s ... up to a cap) and tries again.
+The classification and the waits live here, next to the engines, so the worker
+(``jobs/worker.py``, ``jobs/supervisor.py``) and the API streams
+(``api/routes/streams.py``) agree on what "transient" means.
+"""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import exc as sa_exc
+
+from tunelab.errors import DatabaseBusy, DatabaseUnavailable
+
+#: Errors a retry can cure: no connection to be had, a lock, a dropped link, a full disk.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,  # locked, disk full, server gone, connection refused
+    sa_exc.TimeoutError,  # the pool had no free connection in time
+    sa_exc.InterfaceError,  # the driver lost its connection
+    sa_exc.DisconnectionError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors of the store that may pass by themselves (see ``TRANSIENT_ERRORS``)."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def describe(error: BaseException) -> str:
+    """One line for the log: the driver's first line, not SQLAlchemy's page of context."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".strip()
+
+
+def user_error(error: BaseException) -> DatabaseUnavailable:
+    """The user-facing 503 for a transient store error: ``database_busy`` for a pool timeout.
+
+    The driver's own text stays in the server log: it can name hosts and files.
+    """
+    if isinstance(error, sa_exc.TimeoutError):
+        return DatabaseBusy(
+            "the server is busy: no database connection came free in time",
+            "retry after the seconds in Retry-After; an operator can raise TUNELAB_API_POOL_SIZE "
+            "or TUNELAB_API_POOL_OVERFLOW",
+        )
+    return DatabaseUnavailable(
+        "the database is unavailable for a moment (locked, full or not answering)",
+        "retry after the seconds in Retry-After; if it persists, check the database server and its disk",
+    )
+
+
+class Backoff:
+    """Bounded exponential backoff: ``base_s`` doubled per consecutive failure, at most ``max_s``.
+
+    Each wait is jittered down by up to a quarter, so workers that failed
+    together do not retry in lock step.
+    """
+
+    def __init__(self, base_s: float = 0.5, max_s: float = 30.0) -> None:
+        self.base_s, self.max_s = base_s, max(base_s, max_s)
+        self.failures = 0
+
+    def failed(self) -> float:
+        """Count one more failure; returns the seconds to wait before the next try."""
+        self.failures += 1
+        delay = min(self.max_s, self.base_s * 2 ** min(self.failures - 1, 30))
+        return delay * random.uniform(0.75, 1.0)
+
+    def succeeded(self) -> None:
+        self.failures = 0
