@@ -238,3 +238,21 @@ def dataset_name(upload: Upload) -> str:
         return check_name(stem, "name") or f"dataset-{uuid.uuid4().hex[:8]}"
     except InvalidInput:
         return f"dataset-{uuid.uuid4().hex[:8]}"
+
+
+def multipart_body(file_help: str = "", **fields: str) -> dict[str, Any]:
+    """OpenAPI ``openapi_extra`` for a route that reads a multipart upload itself.
+
+    Upload routes stream the body through ``receive_dataset_file`` instead of
+    FastAPI's form parsing, so their request body is declared here: a required
+    binary ``file`` plus optional string ``fields`` (name -> description).
+    """
+    file_schema: dict[str, Any] = {"type": "string", "format": "binary"}
+    if file_help:
+        file_schema["description"] = file_help
+    properties: dict[str, Any] = {"file": file_schema}
+    properties |= {name: {"type": "string", "description": text} if text else {"type": "string"}
+                   for name, text in fields.items()}  # fmt: skip
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+

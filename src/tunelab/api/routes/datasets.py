@@ -26,6 +26,7 @@ from tunelab.api.schemas import Offset, Page
 from tunelab.api.uploads import (
     client_name,
     dataset_name,
+    multipart_body,
     parse_mapping_field,
     parse_tags_field,
     receive_dataset_file,
@@ -46,27 +47,13 @@ if TYPE_CHECKING:  # rows are only passed through to their answer's shape
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 preview_router = APIRouter(prefix="/api", tags=["datasets"])
 
-_UPLOAD_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "name": {"type": "string", "description": "Dataset name (a label)."},
-                        "description": {"type": "string"},
-                        "tags": {"type": "string", "description": 'Tags: a JSON list (["support"]) or "a, b".'},
-                        "format": {"type": "string", "description": "Force a format; else detected."},
-                        "mapping": {"type": "string", "description": "JSON column mapping."},
-                    },
-                }
-            }
-        },
-    }
-}
+_UPLOAD_BODY = multipart_body(
+    name="Dataset name (a label).",
+    description="",
+    tags='Tags: a JSON list (["support"]) or "a, b".',
+    format="Force a format; else detected.",
+    mapping="JSON column mapping.",
+)
 
 
 class RepairRequest(BaseModel):
@@ -182,24 +169,11 @@ def delete_dataset(dataset: str, session: SessionDep, settings: SettingsDep, _: 
     return Response(status_code=204)
 
 
-_PREVIEW_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "CSV, TSV, JSON, JSONL, TXT or Parquet."},
-                        "format": {"type": "string", "description": "Force a format; else detected."},
-                        "mapping": {"type": "string", "description": "JSON column mapping."},
-                    },
-                }
-            }
-        },
-    }
-}
+_PREVIEW_BODY = multipart_body(
+    "CSV, TSV, JSON, JSONL, TXT or Parquet.",
+    format="Force a format; else detected.",
+    mapping="JSON column mapping.",
+)
 
 
 @preview_router.post("/preview-csv", response_model=TablePreview,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from tunelab.api.deps import ReadScope, ServerPaths, SessionDep, SettingsDep, TrainScope
 from tunelab.api.openai_shapes import event_object, file_object, job_object, list_object
 from tunelab.api.schemas import MAX_ID
-from tunelab.api.uploads import client_name, receive_dataset_file
+from tunelab.api.uploads import client_name, multipart_body, receive_dataset_file
 from tunelab.errors import InvalidInput, NotFound
 from tunelab.jobs import datasets as dataset_service
 from tunelab.jobs import service
@@ -89,23 +89,7 @@ def _job(session: Session, job: Job) -> dict[str, Any]:
     return job_object(job, service.trained_tokens(session, job.id))
 
 
-_FILE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "The JSONL training file."},
-                        "purpose": {"type": "string", "description": "Only `fine-tune`."},
-                    },
-                }
-            }
-        },
-    }
-}
+_FILE_BODY = multipart_body("The JSONL training file.", purpose="Only `fine-tune`.")
 
 
 @router.post("/files", summary="Upload a JSONL training file (purpose fine-tune)", openapi_extra=_FILE_BODY)
