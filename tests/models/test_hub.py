@@ -153,3 +153,33 @@ def test_recommendations_cover_the_guides_use_cases() -> None:
     assert "smollm2-135m-instruct" in [r.id for r in categories.recommendations("resource-constrained")["resource_constrained"]]
     with pytest.raises(categories.InvalidInput):
         categories.recommendations("cooking")
+
+
+def test_cli_search_lists_hub_results_by_downloads(online_hub: FakeHub) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from tunelab.cli.main import _register, app
+
+    _register()
+    done = CliRunner().invoke(app, ["models", "search", "llama", "--limit", "3", "--json"])
+    assert done.exit_code == 0, done.output
+    body = json.loads(done.output)
+    assert body["hub"]["reached"] is True
+    assert body["data"][0]["id"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert len(body["data"]) == 3
+
+
+def test_cli_search_offline_says_the_hub_was_not_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from tunelab.cli.main import _register, app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps long ids in a narrow table
+    _register()
+    done = CliRunner().invoke(app, ["models", "search", "llama"])
+    assert done.exit_code == 0, done.output
+    assert "smollm2-135m-instruct" in done.output
+    assert "Hub not reached" in done.output

@@ -144,6 +144,35 @@ def info_command(
         _render_info(info, estimates)
 
 
+@models_app.command("search")
+def search_command(
+    query: str = typer.Argument("", help="Words in the model id or name; empty lists the most downloaded."),
+    limit: int = typer.Option(20, "--limit", min=1, max=100, help="Most results to show."),
+    category: str | None = typer.Option(None, "--category", help="Only this category (see GET /api/meta)."),
+    provider: str | None = typer.Option(None, "--provider", help="Only this provider, e.g. Meta."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Search the Hugging Face Hub (when online) and the local catalog, most downloaded first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tunelab.models.hub import search_models
+
+    console = Console()
+    found = search_models(query or None, limit=limit, category=category, provider=provider)
+    if json_output:
+        typer.echo(found.model_dump_json(indent=2))
+        return
+    table = Table("id", "category", "parameters", "downloads", "likes", "source")
+    for row in found.data:
+        downloads = "" if row.downloads is None else f"{row.downloads:,}"
+        likes = "" if row.likes is None else f"{row.likes:,}"
+        table.add_row(row.id, row.category, row.parameters or "", downloads, likes, row.source)
+    console.print(table)
+    if not found.hub.reached:
+        console.print(f"Hub not reached ({found.hub.reason}); showing local models only.")
+
+
 @models_app.command("pull")
 def pull_command(
     model: str = typer.Argument(..., help="Built-in id (converted once) or Hub id (downloaded)."),
