@@ -1,6 +1,6 @@
 """A Hugging Face Hub stand-in: a real HTTP server on 127.0.0.1 answering the Hub's JSON.
 
-It speaks the two endpoints model search and checks use, as the Hub does:
+It speaks the endpoints model search, checks and pushes use, as the Hub does:
 ``GET /api/models?search=&filter=&author=&sort=downloads&limit=&expand=...`` (a JSON list,
 only ``_id``, ``id`` and the expanded properties per model, most downloads first) and
 ``GET /api/models/{org}/{name}`` (one model's JSON; an unknown one is HTTP 401 with
@@ -14,6 +14,7 @@ huggingface_hub reads that once at import.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -67,6 +68,8 @@ class FakeHub:
     url: str
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
     delay_s: float = 0.0
+    tokens: set[str] = field(default_factory=lambda: {"hf_fake_write_token"})
+    repos: dict[str, dict[str, Any]] = field(default_factory=dict)  # repo id -> {"private": bool, "files": {path: bytes}}
 
 
 def _listing(query: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -124,6 +127,41 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(404, {"error": "Not Found"})
 
+        def do_POST(self) -> None:
+            path = unquote(urlsplit(self.path).path)
+            hub.requests.append((path, {}))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+            if token not in hub.tokens:
+                self._send(401, {"error": "Invalid credentials in Authorization header"},
+                           {"X-Error-Message": "Invalid credentials in Authorization header"})  # fmt: skip
+                return
+            if path == "/api/repos/create":
+                asked = json.loads(body)
+                repo_id = f"{asked['organization']}/{asked['name']}"
+                private = asked.get("visibility") == "private" or asked.get("private") is True  # 1.x / 0.x clients
+                hub.repos.setdefault(repo_id, {"private": private, "files": {}})
+                self._send(200, {"url": f"{hub.url}/{repo_id}", "name": repo_id})
+            elif path == "/api/validate-yaml":
+                self._send(200, {"errors": [], "warnings": []})
+            elif path.startswith("/api/models/") and "/preupload/" in path:
+                files = json.loads(body)["files"]
+                self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                           for f in files]})  # fmt: skip
+            elif path.startswith("/api/models/") and "/commit/" in path:
+                repo_id = path.removeprefix("/api/models/").split("/commit/")[0]
+                if repo_id not in hub.repos:
+                    self._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                    return
+                for line in body.splitlines():
+                    item = json.loads(line)
+                    if item["key"] == "file":
+                        value = item["value"]
+                        hub.repos[repo_id]["files"][value["path"]] = base64.b64decode(value["content"])
+                self._send(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{'0' * 40}", "commitOid": "0" * 40})
+            else:
+                self._send(404, {"error": "Not Found"})
+
     return Handler
 
 
@@ -153,6 +191,9 @@ def go_online(monkeypatch: pytest.MonkeyPatch, endpoint: str, timeout_s: float =
     monkeypatch.delenv("TUNELAB_OFFLINE", raising=False)
     monkeypatch.setenv("TUNELAB_HUB_TIMEOUT_S", str(timeout_s))
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    # As if HF_ENDPOINT had been set before the process started: huggingface_hub 0.x reads it once at
+    # import, and parses commit URLs against it (CommitInfo builds a RepoUrl without the API's endpoint).
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
     monkeypatch.setattr(hub, "_DOWN", {})
     get_settings.cache_clear()
 

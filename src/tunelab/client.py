@@ -91,6 +91,14 @@ class Client:
         params: dict[str, Any] = {"limit": limit} | ({"job_id": job_id} if job_id else {})
         return self.request("GET", "/api/resources/recent", params=params)
 
+    def providers(self) -> dict[str, Any]:
+        """Where jobs can train: ``local`` and the configured remote providers (``GET /api/providers``)."""
+        return self.request("GET", "/api/providers")
+
+    def workers(self) -> dict[str, Any]:
+        """Workers with their resources, heartbeat, ``alive`` and running jobs (``GET /api/workers``)."""
+        return self.request("GET", "/api/workers")
+
     # -- alerts, notifications, analytics -----------------------------------------------------
     def alerts(self, state: str = "all", limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """Threshold alerts, newest first; ``state`` is active, resolved or all."""
@@ -206,6 +214,16 @@ class Client:
     def model_available(self, name: str) -> bool:
         return bool(self.request("GET", "/api/models/available", params={"name": name})["available"])
 
+    def estimate(self, config: dict[str, Any] | None = None, *, rows: int | None = None,
+                 tokens_per_row: int | None = None, budget: float | None = None) -> dict[str, Any]:  # fmt: skip
+        """Memory split, devices it fits, largest batch, time and cost of a TrainConfig (``POST /api/estimate``)."""
+        body = {"config": config or {}, "rows": rows, "tokens_per_row": tokens_per_row, "budget": budget}
+        return self.request("POST", "/api/estimate", json={k: v for k, v in body.items() if v is not None})
+
+    def advise(self, **use_case: Any) -> dict[str, Any]:
+        """Fine-tuning or RAG? (``POST /api/advisor``: data_volume, knowledge_type, update_frequency, ...)."""
+        return self.request("POST", "/api/advisor", json=use_case)
+
     def add_model(self, model_id: str, name: str = "", provider: str = "", category: str = "") -> dict[str, Any]:
         """Add to the collection with the guide's body; provider and category are derived when empty."""
         body = {"id": model_id, "name": name, "provider": provider, "category": category}
@@ -238,10 +256,13 @@ class Client:
                    hyperparameters: dict[str, Any] | None = None, *, configuration_id: str | None = None,
                    name: str = "", description: str = "", tags: Sequence[str] = (),
                    save: dict[str, Any] | None = None, priority: str = "medium",
-                   timeout_s: float | None = None, max_attempts: int = 3, submit: bool = True) -> dict[str, Any]:  # fmt: skip
+                   timeout_s: float | None = None, max_attempts: int = 3, submit: bool = True,
+                   provider: str = "local") -> dict[str, Any]:  # fmt: skip
+        """Create (and queue) a job; ``provider`` names where it trains (``providers()`` lists them)."""
         body: dict[str, Any] = {
             "name": name, "description": description, "tags": list(tags), "priority": priority,
             "timeout_s": timeout_s, "max_attempts": max_attempts, "submit": submit, "save": save or {},
+            "provider": provider,
         }  # fmt: skip
         if configuration_id:
             body["configuration_id"] = configuration_id
@@ -319,6 +340,58 @@ class Client:
                     out.write(chunk)
         return dest
 
+    # -- exports ------------------------------------------------------------------------------
+    def create_export(self, job_id: str, format: str = "merged", *, push_to_hub: str | None = None,
+                      private: bool = True) -> dict[str, Any]:  # fmt: skip
+        """Start exporting a completed job (``merged``, ``adapter``, ``gguf``, ``gguf-q8_0``, ``gguf-adapter``, ``onnx``).
+
+        ``push_to_hub`` (``user/name``) also uploads the export to the Hub with the server's token;
+        the finished record's ``push`` says where it went or why the Hub refused.
+        """
+        body: dict[str, Any] = {"format": format}
+        if push_to_hub:
+            body["push_to_hub"] = {"repo_id": push_to_hub, "private": private}
+        return self.request("POST", f"/api/jobs/{job_id}/exports", json=body)
+
+    def list_exports(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/jobs/{job_id}/exports")
+
+    def get_export(self, job_id: str, export_id: int) -> dict[str, Any]:
+        return self.request("GET", f"/api/jobs/{job_id}/exports/{export_id}")
+
+    def wait_export(self, job_id: str, export_id: int, *, timeout: float = 1800.0, poll: float = 1.0) -> dict[str, Any]:
+        """Poll an export until it is completed or failed (a failed one raises its error)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = self.get_export(job_id, export_id)
+            if record["status"] == "failed":
+                error = record.get("error") or {}
+                raise TunelabError(error.get("message", "export failed"), error.get("hint", ""),
+                                   code=error.get("code", "export_failed"))  # fmt: skip
+            if record["status"] == "completed" or time.monotonic() > deadline:
+                return record
+            time.sleep(poll)
+
+    def download_export(self, job_id: str, export_id: int, dest: str | Path) -> Path:
+        """Stream a finished export (a .zip) to ``dest`` (a file, or a folder to keep the server's name)."""
+        dest = Path(dest)
+        with self.http.stream("GET", f"/api/jobs/{job_id}/exports/{export_id}/download") as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error_from(response)
+            if dest.is_dir():
+                disposition = response.headers.get("content-disposition", "")
+                dest = dest / Path(disposition.split("filename=")[-1].strip('"; ') or f"{job_id}-{export_id}.zip").name
+            with dest.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        return dest
+
+    def export_script(self, job_id: str, *, framework: str = "transformers", output_dir: str = "output") -> str:
+        """The standalone training script (plain transformers + peft) that reproduces the job."""
+        params = {"framework": framework, "output_dir": output_dir}
+        return str(self.request("GET", f"/api/jobs/{job_id}/exports/script", params=params)["script"])
+
     def compare_jobs(self, job_ids: Sequence[str], metrics: Sequence[str] = ("loss", "eval_loss")) -> dict[str, Any]:
         return self.request("POST", "/api/jobs/compare", json={"job_ids": list(job_ids), "metrics": list(metrics)})
 
@@ -395,29 +468,129 @@ class Client:
                 return job
             time.sleep(poll_s)
 
+    # -- evaluations ---------------------------------------------------------------------------
+    def create_evaluation(self, model: str, data: str | None = None, *, metrics: Sequence[str] | None = None,
+                          against: str | Sequence[str] | None = None, probe: bool = True,
+                          judge: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:  # fmt: skip
+        """Queue an evaluation (runs on the server in the background); ``judge`` is ``{url, model, ...}``;
+        ``against`` one model or several, compared side by side."""
+        if against is not None and not isinstance(against, str):
+            against = list(against)
+        body = {"model": model, "data": data, "metrics": list(metrics) if metrics else None, "against": against,
+                "probe": probe, "judge": judge, **fields}  # fmt: skip
+        return self.request("POST", "/api/evaluations", json={k: v for k, v in body.items() if v is not None})
+
+    def list_evaluations(self, job_id: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        params = {"limit": limit, "offset": offset, **({"job_id": job_id} if job_id else {})}
+        return self.request("GET", "/api/evaluations", params=params)
+
+    def get_evaluation(self, evaluation_id: str) -> dict[str, Any]:
+        """One evaluation with its per-row generations, scores and judge results."""
+        return self.request("GET", f"/api/evaluations/{quote(evaluation_id, safe='')}")
+
+    def wait_evaluation(self, evaluation_id: str, timeout_s: float = 3600.0, poll_s: float = 1.0) -> dict[str, Any]:
+        """Poll until the evaluation is completed or failed; returns it (rows included)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.get_evaluation(evaluation_id)
+            if found["status"] in ("completed", "failed") or time.monotonic() > deadline:
+                return found
+            time.sleep(poll_s)
+
+    def rate(self, evaluation_id: str, row: int, verdict: str, *, side_a: str = "model", side_b: str = "against",
+             comment: str = "", rater: str = "") -> dict[str, Any]:  # fmt: skip
+        """Rate one row: is ``side_a``'s reply ``better``, ``worse`` or a ``tie`` against ``side_b``'s?"""
+        body = {"row": row, "verdict": verdict, "side_a": side_a, "side_b": side_b, "comment": comment, "rater": rater}
+        return self.request("POST", f"/api/evaluations/{quote(evaluation_id, safe='')}/ratings", json=body)
+
+    def list_ratings(self, evaluation_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/evaluations/{quote(evaluation_id, safe='')}/ratings")
+
+    def ratings_summary(self, evaluation_id: str) -> dict[str, Any]:
+        """Win rates per pair of sides, with counts, ties and a 95% Wilson interval."""
+        return self.request("GET", f"/api/evaluations/{quote(evaluation_id, safe='')}/ratings/summary")
+
+    def _text(self, path: str) -> str:
+        try:
+            response = self.http.get(path)
+        except httpx.TransportError as exc:
+            raise TunelabError(f"cannot reach the tunelab server at {self.base_url}: {exc}",
+                               "start it with `tunelab serve`, or set --url / TUNELAB_URL", code="unreachable") from exc
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.text
+
+    def job_metrics_csv(self, job_id: str) -> str:
+        """A job's logged metrics as CSV text (one row per step)."""
+        return self._text(f"/api/jobs/{quote(job_id, safe='')}/metrics.csv")
+
+    def job_metrics_json(self, job_id: str) -> dict[str, Any]:
+        """Steps, final values, the engine's evaluation and the latest stored evaluation of a job."""
+        return self.request("GET", f"/api/jobs/{quote(job_id, safe='')}/metrics.json")
+
+    def job_loss_chart(self, job_id: str) -> str:
+        """A job's loss and eval-loss curves as SVG text."""
+        return self._text(f"/api/jobs/{quote(job_id, safe='')}/charts/loss.svg")
+
     def chat(self, model: str, messages: Sequence[dict[str, str]], *, max_tokens: int = 256,
-             temperature: float = 0.7, top_p: float = 1.0) -> dict[str, Any]:  # fmt: skip
-        """One reply from ``model`` (collection entry, completed job id or built-in id), OpenAI's shape."""
+             temperature: float = 0.7, top_p: float = 1.0, **sampling: Any) -> dict[str, Any]:  # fmt: skip
+        """One reply from ``model`` (collection entry such as ``ft:<base>:<name>:<job id>``, completed job id
+        or built-in id), OpenAI's shape; ``sampling`` takes ``top_k``, ``seed``, ``stop``, ``n``."""
         body = {"model": model, "messages": list(messages), "max_tokens": max_tokens,
-                "temperature": temperature, "top_p": top_p}  # fmt: skip
+                "temperature": temperature, "top_p": top_p, **sampling}  # fmt: skip
         return self.request("POST", "/v1/chat/completions", json=body, timeout=httpx.Timeout(10.0, read=600.0))
 
+    def classify(self, model: str, text: str, text_pair: str | None = None) -> dict[str, Any]:
+        """``/v1/classify``: ``{model, label, scores, value}`` from a trained classifier (or regressor)."""
+        body: dict[str, Any] = {"model": model, "input": text}
+        if text_pair is not None:
+            body["input_pair"] = text_pair
+        return self.request("POST", "/v1/classify", json=body, timeout=httpx.Timeout(10.0, read=600.0))
+
     def chat_stream(self, model: str, messages: Sequence[dict[str, str]], *, max_tokens: int = 256,
-                    temperature: float = 0.7, top_p: float = 1.0) -> Iterator[str]:  # fmt: skip
+                    temperature: float = 0.7, top_p: float = 1.0, **sampling: Any) -> Iterator[str]:  # fmt: skip
         """The reply as text pieces while the model writes it."""
         body = {"model": model, "messages": list(messages), "max_tokens": max_tokens,
-                "temperature": temperature, "top_p": top_p, "stream": True}  # fmt: skip
-        with self.http.stream("POST", "/v1/chat/completions", json=body,
-                              timeout=httpx.Timeout(10.0, read=600.0)) as response:  # fmt: skip
+                "temperature": temperature, "top_p": top_p, **sampling, "stream": True}  # fmt: skip
+        yield from self._pieces("/v1/chat/completions", body, lambda choice: choice["delta"].get("content"))
+
+    def complete(self, model: str, prompt: str, *, max_tokens: int = 16, temperature: float = 1.0,
+                 **sampling: Any) -> dict[str, Any]:  # fmt: skip
+        """``/v1/completions``: ``prompt`` continued as is (no chat template), OpenAI's ``text_completion``."""
+        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature, **sampling}
+        return self.request("POST", "/v1/completions", json=body, timeout=httpx.Timeout(10.0, read=600.0))
+
+    def complete_stream(self, model: str, prompt: str, *, max_tokens: int = 16, temperature: float = 1.0,
+                        **sampling: Any) -> Iterator[str]:  # fmt: skip
+        """``complete`` as text pieces while the model writes them."""
+        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature,
+                **sampling, "stream": True}  # fmt: skip
+        yield from self._pieces("/v1/completions", body, lambda choice: choice.get("text"))
+
+    def generate(self, prompt: str, max_length: int = 200, *, model: str | None = None, **fields: Any) -> str:
+        """The guide's ``POST /generate``: the reply text (``max_length`` counts prompt and reply tokens)."""
+        body = {"prompt": prompt, "max_length": max_length, **({"model": model} if model else {}), **fields}
+        answer = self.request("POST", "/generate", json=body, timeout=httpx.Timeout(10.0, read=600.0))
+        return str(answer["response"])
+
+    def _pieces(self, path: str, body: dict[str, Any], text: Any) -> Iterator[str]:
+        """The first choice's text from a server-sent event stream; an error event raises ``TunelabError``."""
+        with self.http.stream("POST", path, json=body, timeout=httpx.Timeout(10.0, read=600.0)) as response:
             if response.status_code >= 400:
                 response.read()
                 raise _error_from(response)
             for line in response.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
-                piece = json.loads(line[6:])["choices"][0]["delta"].get("content")
-                if piece:
-                    yield piece
+                event = json.loads(line[6:])
+                if "error" in event:
+                    error = event["error"]
+                    raise TunelabError(error.get("message", "generation failed"), error.get("hint", ""),
+                                       code=error.get("code", "error"))  # fmt: skip
+                for choice in event.get("choices") or []:
+                    piece = text(choice) if choice.get("index", 0) == 0 else None
+                    if piece:
+                        yield piece
 
     def stream_job(self, job_id: str, after: int | None = None, *, retry_s: float = 1.0,
                    max_retries: int = 60) -> Iterator[dict[str, Any]]:  # fmt: skip
@@ -452,6 +625,98 @@ class Client:
                     code="unreachable",
                 )
             time.sleep(retry_s)
+
+    # -- experiments and ensembles ----------------------------------------------------------
+    def create_experiment(self, name: str, variants: Sequence[dict[str, Any]], description: str = "") -> dict[str, Any]:
+        """An A/B experiment; ``variants`` are ``{name, model, weight}`` with weights summing to 1.
+
+        Chat with it as ``chat("exp:" + name, ...)``; pass ``user`` there for sticky routing.
+        """
+        body = {"name": name, "variants": list(variants), "description": description}
+        return self.request("POST", "/api/experiments", json=body)
+
+    def list_experiments(self) -> dict[str, Any]:
+        return self.request("GET", "/api/experiments")
+
+    def get_experiment(self, name: str) -> dict[str, Any]:
+        """One experiment with per-variant results (requests, latency, tokens, ratings with 95% intervals, tests)."""
+        return self.request("GET", f"/api/experiments/{quote(name, safe='')}")
+
+    def stop_experiment(self, name: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/experiments/{quote(name, safe='')}/stop")
+
+    def experiment_feedback(self, name: str, response_id: str, *, rating: str | None = None,
+                            score: float | None = None, comment: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Rate one reply of the experiment: ``rating`` "up" or "down", or ``score`` 1-5."""
+        body = {"response_id": response_id, "rating": rating, "score": score, "comment": comment}
+        return self.request("POST", f"/api/experiments/{quote(name, safe='')}/feedback",
+                            json={k: v for k, v in body.items() if v is not None})  # fmt: skip
+
+    def create_ensemble(self, name: str, members: Sequence[str], method: str = "average",
+                        description: str = "") -> dict[str, Any]:  # fmt: skip
+        """A group of models served as one (``ens:NAME``): ``average`` probabilities or majority ``vote``."""
+        body = {"name": name, "members": list(members), "method": method, "description": description}
+        return self.request("POST", "/api/ensembles", json=body)
+
+    def list_ensembles(self) -> dict[str, Any]:
+        return self.request("GET", "/api/ensembles")
+
+    def get_ensemble(self, name: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/ensembles/{quote(name, safe='')}")
+
+    def delete_ensemble(self, name: str) -> None:
+        self.request("DELETE", f"/api/ensembles/{quote(name, safe='')}")
+
+    # -- sweeps -------------------------------------------------------------------------------
+    def create_sweep(self, sweep: dict[str, Any]) -> dict[str, Any]:
+        """Start a sweep (``SweepConfig`` fields: model, dataset, hyperparameters, search, sampler, n_trials ...)."""
+        return self.request("POST", "/api/sweeps", json=sweep)
+
+    def propose_sweep(self, model: str, dataset: str, *, n_trials: int | None = None,
+                      budget_minutes: float | None = None, hyperparameters: dict[str, Any] | None = None,
+                      run: bool = False, name: str = "", parallel: int = 1) -> dict[str, Any]:  # fmt: skip
+        """Automated mode: the proposed sweep with a reason per choice; ``run=True`` starts it."""
+        body = {"model": model, "dataset": dataset, "n_trials": n_trials, "budget_minutes": budget_minutes,
+                "hyperparameters": hyperparameters or {}, "run": run, "name": name, "parallel": parallel}  # fmt: skip
+        return self.request("POST", "/api/sweeps/propose", json=body)
+
+    def list_sweeps(self, status: str | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset} | ({"status": status} if status else {})
+        return self.request("GET", "/api/sweeps", params=params)
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/sweeps/{quote(sweep_id, safe='')}")
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        return self.request("POST", f"/api/sweeps/{quote(sweep_id, safe='')}/cancel")
+
+    def sweep_trials(self, sweep_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/sweeps/{quote(sweep_id, safe='')}/trials")
+
+    def sweep_importances(self, sweep_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/api/sweeps/{quote(sweep_id, safe='')}/importances")
+
+    def sweep_best(self, sweep_id: str) -> dict[str, Any]:
+        """The best trial and its saved configuration (stable id, mode automated)."""
+        return self.request("GET", f"/api/sweeps/{quote(sweep_id, safe='')}/best")
+
+    def train_best(self, sweep_id: str, name: str = "", max_steps: int | None = None) -> dict[str, Any]:
+        """Queue a job from the sweep's best configuration; returns the job."""
+        body = {"name": name, "max_steps": max_steps}
+        return self.request("POST", f"/api/sweeps/{quote(sweep_id, safe='')}/train-best", json=body)
+
+    def best_configuration_for(self, model: str, dataset: str) -> dict[str, Any]:
+        """The best configuration for a model and dataset from completed jobs and sweeps, with its source."""
+        return self.request("GET", "/api/sweeps/best-configuration", params={"model": model, "dataset": dataset})
+
+    def wait_sweep(self, sweep_id: str, timeout_s: float = 3600.0, poll_s: float = 2.0) -> dict[str, Any]:
+        """Poll until the sweep is no longer running; returns it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            if sweep["status"] != "running" or time.monotonic() > deadline:
+                return sweep
+            time.sleep(poll_s)
 
 
 def _parse_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

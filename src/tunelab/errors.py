@@ -97,6 +97,12 @@ class DatabaseBusy(DatabaseUnavailable):
     code = "database_busy"
 
 
+class HomeUnwritable(TunelabError):
+    """The tunelab home (or a folder in it) cannot be created or written: set TUNELAB_HOME elsewhere."""
+
+    code = "home_unwritable"
+
+
 class ServiceUnhealthy(TunelabError):
     """``/api/health`` found a part of the service down (an embedded worker gone or stalled)."""
 
@@ -115,6 +121,12 @@ class ModelBusy(TunelabError):
     code = "model_busy"
 
 
+class DiskFull(TunelabError):
+    """Not enough disk for a checkpoint or the output (checked before the write, or ENOSPC during it)."""
+
+    code = "disk_full"
+
+
 HTTP_STATUS: dict[str, int] = {
     "error": 500,
     "invalid_input": 422,
@@ -131,8 +143,11 @@ HTTP_STATUS: dict[str, int] = {
     "model_unavailable": 424,
     "prompt_too_long": 400,
     "model_busy": 503,
+    "disk_full": 507,
     "database_unavailable": 503,
     "database_busy": 503,
+    "home_unwritable": 503,
+    "storage_unavailable": 503,
     "unhealthy": 503,
 }
 

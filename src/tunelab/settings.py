@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
     return Path.home() / ".tunelab"
+
+
+#: ``TUNELAB_PROVIDER_<NAME>_<PART>``: one provider's URL, key or kind, e.g. TUNELAB_PROVIDER_PEER_KEY.
+_PROVIDER_ENV = re.compile(r"^TUNELAB_PROVIDER_([A-Z0-9_]+?)_(URL|KEY|KIND)$")
+
+
+class ProviderSettings(BaseModel):
+    """One remote fine-tuning service a job may name (``provider: NAME``); see docs/providers.md.
+
+    Only settings carry the URL and the key: a job body names a provider, never
+    an address or a secret, so whoever may create jobs cannot point the worker
+    anywhere or read a key back.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["openai", "tunelab"] = Field(
+        default="openai", description="openai: any OpenAI-compatible fine-tuning API; tunelab: another tunelab "
+        "studio (TrainConfig fields passed through, the tuned weights downloaded).",
+    )
+    url: str = Field(default="", description="Base URL, e.g. https://api.openai.com or http://gpu-box:8420.")
+    key: SecretStr = Field(default=SecretStr(""), description="API key or tunelab token (never shown).")
+    poll_s: float = Field(default=5.0, gt=0, le=3600, description="Seconds between polls of the remote job.")
+    request_timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Longest one HTTP request may take.")
+    unreachable_s: float = Field(
+        default=600.0, gt=0, le=7 * 86400,
+        description="How long the provider may stay unreachable before the job fails (it is retried until then).",
+    )
 
 
 class Settings(BaseSettings):
@@ -24,6 +55,14 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         default=2 * 1024**3, ge=1, description="Largest dataset file accepted, in bytes."
+    )
+    judge_url: str = Field(
+        default="", description="OpenAI-compatible base URL of the LLM judge of every job's after-run evaluation "
+        "(a job's output.eval_judge_url overrides it); empty: no judge.",
+    )
+    judge_model: str = Field(default="", description="Model name sent to the judge (output.eval_judge_model overrides).")
+    judge_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Bearer key of the judge; only here, never in a job's config (never shown)."
     )
     preview_max_bytes: int = Field(
         default=50 * 1024**2,
@@ -66,6 +105,32 @@ class Settings(BaseSettings):
     worker_stale_s: float = Field(
         default=120.0, gt=0, description="/api/health turns 503 when an embedded worker's loop has not ticked for this long."
     )
+    stop_no_progress_s: float = Field(
+        default=900.0, gt=0, le=7 * 86400,
+        description="Pause, cancel and shutdown wait for the running step and its checkpoint however long "
+        "they take; an engine that shows no progress (no step ended, no checkpoint or heartbeat written) "
+        "for this many seconds is killed (TUNELAB_STOP_NO_PROGRESS_S).",
+    )
+    engine_nice: int | None = Field(
+        default=None, ge=-20, le=19,
+        description="CPU priority (nice value) of training engines (TUNELAB_ENGINE_NICE); unset: the worker's own. "
+        "Higher lets the API and other programs go first on a busy CPU (training slows); lower puts training "
+        "first (API answers slow under load) and needs CAP_SYS_NICE.",
+    )
+    runs_root: Path | None = Field(
+        default=None, description="Where this machine's run directories go (TUNELAB_RUNS_ROOT); empty: <home>/runs.",
+    )
+    artifacts_url: str = Field(
+        default="", description="Shared storage for datasets, checkpoints and outputs (TUNELAB_ARTIFACTS_URL): empty keeps "
+        "them in the home and run directories only; a folder every machine mounts, or any fsspec URL (s3://bucket/prefix).",
+    )
+    artifacts_endpoint_url: str = Field(
+        default="", description="Endpoint of an S3-compatible store (MinIO, Ceph...) for s3:// artifacts; "
+        "credentials come from the usual AWS_* variables.",
+    )
+    artifacts_options: dict[str, Any] = Field(
+        default_factory=dict, description="Extra fsspec storage options as JSON (TUNELAB_ARTIFACTS_OPTIONS).",
+    )
     host: str = Field(default="127.0.0.1", description="Address the server binds to.")
     port: int = Field(default=8420, ge=1, le=65535, description="Port the server listens on.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins.")
@@ -85,7 +150,18 @@ class Settings(BaseSettings):
         "by the model's context)."
     )
     chat_queue_size: int = Field(
-        default=8, ge=1, le=1000, description="Chat requests per model running or waiting; more get 503."
+        default=64, ge=1, le=1000, description="Chat requests per model running or waiting; more get 503."
+    )
+    chat_max_tokens: int = Field(
+        default=8192, ge=1, le=1_000_000, description="Largest `max_tokens` a chat, completion or /generate "
+        "request may ask for; more is a 400 (the reply is also capped by the context the prompt leaves)."
+    )
+    serve_max_batch: int = Field(
+        default=16, ge=1, le=256, description="Requests decoded together in one batch per base model; more wait."
+    )
+    serve_max_adapters: int = Field(
+        default=4, ge=1, le=256, description="LoRA adapters kept loaded per base model (least recently used "
+        "dropped)."
     )
     require_token: bool = Field(
         default=False,
@@ -124,6 +200,26 @@ class Settings(BaseSettings):
         default="none", pattern="^(none|starttls|ssl)$", description="none, starttls or ssl (implicit TLS)."
     )
 
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=dict,
+        description="Remote fine-tuning services by name, as JSON (TUNELAB_PROVIDERS='{\"peer\": {\"kind\": "
+        "\"tunelab\", \"url\": \"http://gpu-box:8420\"}}'); TUNELAB_PROVIDER_<NAME>_URL, _KEY and _KIND add or "
+        "override one (keys belong there, not in the JSON). `local` (this studio's engine) is built in.",
+    )
+
+    @model_validator(mode="after")
+    def _provider_environment(self) -> Settings:
+        """Fold ``TUNELAB_PROVIDER_<NAME>_URL/_KEY/_KIND`` into ``providers`` (name lower-cased)."""
+        found: dict[str, dict[str, Any]] = {}
+        for variable, value in os.environ.items():
+            match = _PROVIDER_ENV.match(variable)
+            if match:
+                found.setdefault(match.group(1).lower(), {})[match.group(2).lower()] = value
+        for name, parts in found.items():
+            current = self.providers[name].model_dump() if name in self.providers else {}
+            self.providers[name] = ProviderSettings.model_validate({**current, **parts})
+        return self
+
     @property
     def datasets_dir(self) -> Path:
         return self.home / "datasets"
@@ -134,7 +230,7 @@ class Settings(BaseSettings):
 
     @property
     def runs_dir(self) -> Path:
-        return self.home / "runs"
+        return self.runs_root or self.home / "runs"
 
     @property
     def resolved_database_url(self) -> str:

@@ -51,26 +51,26 @@ def thread_server(app: object) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def env_for(home: Path) -> dict[str, str]:
-    return os.environ | {"TUNELAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TUNELAB_OFFLINE": "1"}
+def env_for(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return os.environ | {"TUNELAB_HOME": str(home), "HF_HUB_OFFLINE": "1", "TUNELAB_OFFLINE": "1"} | (extra or {})
 
 
-def start_api(home: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``tunelab serve --no-worker`` as a process (so a test can kill and restart it)."""
+def start_api(home: Path, port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``tunelab serve --no-worker`` as a process (so a test can kill and restart it); ``env`` adds variables."""
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "tunelab", "serve", "--no-worker", "--port", str(port), "--log-level", "warning"],
-            env=env_for(home), stdout=out, stderr=subprocess.STDOUT,
+            env=env_for(home, env), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     wait_healthy(f"http://127.0.0.1:{port}")
     return process
 
 
-def start_worker(home: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(home: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "tunelab.jobs.worker", "--tick-s", "0.3"],
-            env=env_for(home), stdout=out, stderr=subprocess.STDOUT,
+            env=env_for(home, env), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
 

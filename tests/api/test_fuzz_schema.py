@@ -13,8 +13,9 @@ runs with its defaults.
 
 Excluded, because they start long work rather than answer a request:
 
-- ``POST /v1/chat/completions``: generates up to ``max_tokens`` (8,192) tokens
-  per case; its input rules are tested in ``test_chat.py``.
+- ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /generate``:
+  each generates up to ``max_tokens`` (8,192) tokens per case; their input
+  rules are tested in ``test_chat.py`` and ``test_serving_routes.py``.
 
 No worker runs, so jobs the fuzzer creates stay queued and never train.
 """
@@ -39,7 +40,7 @@ from tunelab.settings import Settings
 
 MAX_EXAMPLES = 10
 SEED = 20261201
-EXCLUDED = [("POST", "/v1/chat/completions")]
+EXCLUDED = [("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("POST", "/generate")]
 #: Schema-valid requests the services may still refuse, by rules no JSON schema can say: 422 for
 #: a file type the readers do not take, a name with control characters, a TrainConfig value out of
 #: range inside free-form ``hyperparameters``; 424 for a model not on this (offline) machine.

@@ -17,6 +17,7 @@ def test_meta_answers_from_each_home(client: TestClient) -> None:
     from tunelab.datasets.formats import FORMATS
     from tunelab.datasets.readers import FILE_TYPES, SUFFIXES
     from tunelab.jobs.states import ACTIONS, TERMINAL, TRANSITIONS, JobStatus
+    from tunelab.providers.registry import LOCAL_ONLY
     from tunelab.store.models import PRIORITIES
     from tunelab.training.config_docs import field_groups
     from tunelab.training.methods import METHODS
@@ -41,6 +42,7 @@ def test_meta_answers_from_each_home(client: TestClient) -> None:
     assert meta["file_suffixes"] == SUFFIXES and tuple(meta["file_suffixes"]) == ALLOWED_SUFFIXES
     assert meta["methods"] == [spec.as_dict() for spec in METHODS.values()]
     assert meta["field_groups"] == field_groups()
+    assert meta["remote_refuses"] == LOCAL_ONLY and set(LOCAL_ONLY) == {"dataset_mix", "resume_from"}
 
 
 def test_an_upload_with_any_listed_suffix_is_accepted(client: TestClient, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ TIERS: dict[str, int] = {
     "serving": 4,
     "export": 4,
     "evaluation": 4,
+    "providers": 4,
     "client": 5,
     "web": 5,
     "api": 6,

@@ -59,7 +59,7 @@ def test_dtype_choice_and_no_overwrite(tiny_model_dir: Path, tmp_path: Path) -> 
 
     run = _run_with_adapter(tiny_model_dir, tmp_path / "run")
     out = export_merged(run / "output", tmp_path / "half", dtype="bf16", progress=False)
-    assert AutoModelForCausalLM.from_pretrained(out).dtype == torch.bfloat16
+    assert AutoModelForCausalLM.from_pretrained(out, dtype="auto").dtype == torch.bfloat16  # as saved
     with pytest.raises(InvalidInput) as caught:
         export_merged(run, out, progress=False)
     assert "already exists" in caught.value.message and "new output folder" in caught.value.hint
@@ -76,6 +76,6 @@ def test_cli_export(tiny_model_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-c", "from tunelab.cli.main import run; run()", "export", str(run), "-o", str(tmp_path / "out")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "merged model written to" in done.stdout and "AutoModelForCausalLM.from_pretrained" in done.stdout
+    assert "merged export written to" in done.stdout and "AutoModelForCausalLM.from_pretrained" in done.stdout
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 1 and "Error [invalid_input]" in again.stderr and "Hint: choose a new" in again.stderr
+    assert again.returncode == 1 and "Error [export_target_exists]" in again.stderr and "Hint: choose a new" in again.stderr

@@ -49,7 +49,8 @@ def test_kill_9_worker_then_new_worker_resumes_from_last_checkpoint(
     finally:
         second.kill()
     assert job.status == "completed", job.error
-    assert job.attempts == 2
+    # The engine got SIGTERM from its dying worker, checkpointed and exited 75: no attempt used.
+    assert job.attempts == 1
     with factory() as session:
         steps = [m.step for m in service.list_metrics(session, job_id)]
         assert steps == list(range(1, 25))  # no gap, no duplicate

@@ -46,6 +46,11 @@ def test_list_filters_and_pages(session: Session, make_config) -> None:
     service.cancel_job(session, ids[0])
     page, total = service.list_jobs(session, limit=2)
     assert total == 5 and len(page) == 2
+    newest_first = [j.id for j in service.list_jobs(session)[0]]
+    assert sorted(newest_first) == sorted(ids)
+    assert [j.id for j in service.list_jobs(session, limit=2, offset=2)[0]] == newest_first[2:4]
+    assert service.list_jobs(session, limit=2, offset=4)[1] == 5 and not service.list_jobs(session, offset=9)[0]
+    assert service.list_jobs(session, status=["queued", "cancelled"], search="run", limit=1)[1] == 5
     assert [j.id for j in service.list_jobs(session, status="cancelled")[0]] == [ids[0]]
     assert {j.id for j in service.list_jobs(session, tag="x")[0]} == {ids[1], ids[3]}
     assert [j.id for j in service.list_jobs(session, search="run 4")[0]] == [ids[4]]

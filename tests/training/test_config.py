@@ -51,6 +51,16 @@ def test_override_coercion() -> None:
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_example_configs_load(path: Path, shared_datasets: Path) -> None:
+    import yaml
+
+    if "search" in yaml.safe_load(path.read_text()):  # a sweep: checked as one, trials as configs
+        from tunelab.sweeps.service import parse_config
+        from tunelab.sweeps.space import check_space
+
+        sweep = parse_config(yaml.safe_load(path.read_text()))
+        check_space(sweep.search, sweep.hyperparameters)
+        assert (path.parent / sweep.dataset).exists(), sweep.dataset
+        return
     config = load_train_config(path, [])
     dataset = Path(config.dataset)
     if not dataset.exists() and "shared/datasets" in config.dataset:

@@ -34,7 +34,7 @@ def test_browser_searches_the_hub_filters_adds_and_checks(settings: Settings, pa
         first = results.locator("tbody tr").first
         expect(first).to_have_attribute("data-model", "meta-llama/Llama-3.1-8B-Instruct")
         cells = first.locator("td").all_inner_texts()
-        assert cells[1:7] == ["Meta", "Instruction Following", "8B", "50,000", "1,200", "llama3.1"], cells
+        assert cells[1:8] == ["Meta", "Instruction Following", "causal_lm", "8B", "50,000", "1,200", "llama3.1"], cells
         assert any(q.get("search") == ["llama"] for path, q in online_hub.requests if path == "/api/models")
 
         page.get_by_label("Category", exact=True).select_option("Code Generation")
@@ -68,3 +68,34 @@ def test_browser_says_when_the_hub_is_not_reached(settings: Settings, page: Any)
         expect(rows.first).to_have_attribute("data-model", "smollm2-135m-instruct")
         rows.first.get_by_role("button", name="Check").click()
         expect(page.get_by_label("Availability of smollm2-135m-instruct")).to_contain_text("Available (builtin)")
+
+
+def test_the_list_shows_each_models_family(settings: Settings, page: Any, online_hub: FakeHub) -> None:
+    """The family (task) column: from config.json for models on this machine, the pipeline tag for Hub results."""
+    from tunelab.testing import build_tiny_encoder, build_tiny_seq2seq
+
+    pulled = settings.models_dir / "hub"
+    build_tiny_seq2seq(pulled / "acme--t5-tiny", ["a few words to build a vocabulary"], shape="t5")
+    build_tiny_encoder(pulled / "acme--bert-tiny", ["a few words to build a vocabulary"])
+    with studio(settings) as url:
+        listed = {m["id"]: m["task"] for m in page.request.get(f"{url}/api/models").json()["data"]}
+        assert listed["acme/t5-tiny"] == "seq2seq" and listed["acme/bert-tiny"] == "classification"
+        assert listed["smollm2-135m-instruct"] == "causal_lm"
+        page.goto(f"{url}/ui/#/models")
+        results = page.get_by_role("table", name="Model search results")
+        expect(results.locator("tr[data-model='acme/t5-tiny']")).to_be_visible()
+        header = results.locator("thead th").evaluate_all("(nodes) => nodes.map((n) => n.textContent)")
+        column = header.index("Family (task)")
+        for model_id, task in (("acme/t5-tiny", "seq2seq"), ("acme/bert-tiny", "classification"),
+                               ("smollm2-135m-instruct", "causal_lm")):  # fmt: skip
+            row = results.locator(f"tr[data-model='{model_id}']")
+            expect(row.locator("td").nth(column)).to_have_text(task)
+
+        page.get_by_label("Search models").fill("llama")
+        page.get_by_role("button", name="Search").click()
+        hub_row = results.locator("tr[data-model='meta-llama/Llama-3.1-8B-Instruct']")
+        expect(hub_row.locator("td").nth(column)).to_have_text("causal_lm")  # pipeline tag text-generation
+        page.get_by_label("Search models").fill("qwen")
+        page.get_by_label("Category", exact=True).select_option("Multimodal")
+        vision = results.locator("tr[data-model='Qwen/Qwen2-VL-7B-Instruct']")
+        expect(vision.locator("td").nth(column)).to_have_text("–")  # image-text-to-text: not a task tunelab trains

@@ -154,12 +154,12 @@ def _document_errors_in_openapi(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastAPI:
     """Build the studio's API for ``settings`` (default: from the environment)."""
     from tunelab.api.routes import ROUTERS
-    from tunelab.store.db import session_factory
+    from tunelab.store.db import make_folder, session_factory
     from tunelab.web import mount_dashboard
 
     settings = settings or get_settings()
     for folder in (settings.home, settings.datasets_dir, settings.runs_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)  # an unwritable home: one line with a hint, not a traceback
     sessions = session_factory(settings.resolved_database_url, role="api", settings=settings)  # its own pool
     check_startup(settings, sessions)
     response_times = ResponseTimes()

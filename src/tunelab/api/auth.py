@@ -10,10 +10,11 @@ stream routes also accept ``?token=``.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from tunelab.errors import ConfigError, Forbidden, Unauthorized
@@ -98,11 +99,19 @@ def principal(conn: HTTPConnection) -> Principal:
     return result
 
 
-def require_scope(scope: str) -> Callable[[HTTPConnection], Principal]:
-    """A dependency that demands ``scope`` (403 ``forbidden`` when the token lacks it)."""
+def require_scope(scope: str) -> Callable[[HTTPConnection], Awaitable[Principal]]:
+    """A dependency that demands ``scope`` (403 ``forbidden`` when the token lacks it).
 
-    def dependency(conn: HTTPConnection) -> Principal:
-        who = principal(conn)
+    Async, so the local studio (no token needed) answers on the event loop
+    without a hop to the request thread pool; a token's store lookup still
+    runs in that pool.
+    """
+
+    async def dependency(conn: HTTPConnection) -> Principal:
+        who = getattr(conn.state, "principal", None)
+        if who is None:
+            local = not auth_required(conn.app.state.settings)
+            who = principal(conn) if local else await run_in_threadpool(principal, conn)
         if scope not in who.scopes:
             raise Forbidden(
                 f"token '{who.name}' lacks the '{scope}' scope",

@@ -7,16 +7,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from tunelab.api.auth import Principal, principal, require_scope
 from tunelab.jobs.paths import PathAccess, api_access
 from tunelab.settings import Settings
+
+T = TypeVar("T")
 
 
 def get_settings_dep(conn: HTTPConnection) -> Settings:
@@ -24,13 +27,39 @@ def get_settings_dep(conn: HTTPConnection) -> Settings:
     return settings
 
 
-def get_session(conn: HTTPConnection) -> Iterator[Session]:
+async def get_session(conn: HTTPConnection) -> AsyncIterator[Session]:
+    """A session for the request, made on the event loop (making one opens no connection).
+
+    Async so that a request costs one hop to the thread pool fewer; closing
+    hands the connection back to the pool (a rollback), which can wait on the
+    database, so that runs in the pool.
+    """
     factory: sessionmaker[Session] = conn.app.state.sessions
     session = factory()
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(session.close)
+        else:
+            session.close()  # holds no connection (closed already, or never used): nothing to wait for
+
+
+async def read_in_pool(session: Session, read: Callable[[Session], T]) -> T:
+    """Run ``read(session)`` and close the session in one trip to the thread pool.
+
+    A sync route costs three trips (the route, FastAPI's check of the answer,
+    handing the connection back); the hot read routes (the job list, one job,
+    its metrics and events, which every open dashboard polls) are async and
+    do their store work in this one, so under load they wait for the pool
+    once, not three times.
+    """
+
+    def run() -> T:
+        with session:
+            return read(session)
+
+    return await run_in_threadpool(run)
 
 
 def get_path_access(conn: HTTPConnection) -> PathAccess:

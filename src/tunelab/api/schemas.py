@@ -118,6 +118,11 @@ class JobCreate(Strict):
     timeout_s: float | None = Field(default=None, gt=0, le=30 * 86400, description="Wall-clock limit.")
     max_attempts: int = Field(default=3, ge=1, le=100, description="Runs allowed after worker loss.")
     submit: bool = Field(default=True, description="Queue at once; false leaves it 'created'.")
+    provider: str = Field(
+        default="local", min_length=1, max_length=64,
+        description="Where the job trains: `local` (this studio's engine) or a provider configured on the server "
+        "(`GET /api/providers`); a name only, never a URL or key.",
+    )
 
 
 class JobPublic(BaseModel):
@@ -133,7 +138,19 @@ class JobPublic(BaseModel):
     tags: list[str]
     created_at: str | None = None
     jobUid: str | None = Field(default=None, description="The job id again, under the guide's name.")
+    source: str = Field(default="studio", description="Where the job came from: `studio` (API, dashboard, SDK) "
+                        "or `cli` (a `tunelab train` run, recorded when it ended).")
     resources: dict[str, Any] | None = Field(default=None, description="The resources the job asked for.")
+    provider: str = Field(default="local", description="Where the job trains (`local` or a configured provider).")
+    remote: dict[str, Any] | None = Field(
+        default=None, description="On a remote provider: the remote job and file ids, its status, checkpoints and "
+        "the tuned model's id (`fine_tuned_model`).",
+    )
+    stopping: dict[str, Any] | None = Field(
+        default=None,
+        description="While a running job is being paused or cancelled: {action, after_step, since}; the "
+        "engine stops after step after_step once its checkpoint is saved, however long that takes.",
+    )
 
 
 class Page(BaseModel):

@@ -59,6 +59,8 @@ def create(
     priority: str = typer.Option("medium", "--priority", help="high, medium or low."),
     timeout: float = typer.Option(None, "--timeout", help="Wall-clock limit in seconds."),
     model_name: str = typer.Option(None, "--model-name", help="Name for the saved model."),
+    provider: str = typer.Option("local", "--provider", help="Where it trains: local, or a provider from "
+                                 "`tunelab providers`."),
     url: str = UrlOpt,
     token: str = TokenOpt,
 ) -> None:
@@ -75,7 +77,7 @@ def create(
             dataset = uploaded["version"]["id"]
             typer.echo(f"uploaded {uploaded['name']} as version {dataset}", err=True)
         job = client.create_job(model, dataset, hyper, name=name, tags=tag, priority=priority,
-                                timeout_s=timeout, save={"model_name": model_name})  # fmt: skip
+                                timeout_s=timeout, save={"model_name": model_name}, provider=provider)  # fmt: skip
     typer.echo(job["id"])
 
 
@@ -225,6 +227,13 @@ def compare(
         cells = [f"{_fmt(job[m]['final'])} / {_fmt(job[m]['best'])}" for m in result["metrics"]]
         table.add_row(job["id"], job["status"], *cells)
     Console().print(table)
+    if result.get("differing"):
+        differing = Table(title="Hyperparameters that differ")
+        for column in ["hyperparameter", *(job["id"] for job in result["jobs"])]:
+            differing.add_column(column, no_wrap=column == "hyperparameter")
+        for name in result["differing"]:
+            differing.add_row(name, *(_fmt(job["hyperparameters"].get(name)) for job in result["jobs"]))
+        Console().print(differing)
 
 
 def _fmt(value: Any) -> str:

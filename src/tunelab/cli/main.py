@@ -24,7 +24,11 @@ app = typer.Typer(
 
 # Modules under tunelab.cli that expose ``register(app)``; missing ones are skipped
 # so a partial install still starts.
-_COMMAND_MODULES = ("datasets", "models", "train", "chat", "export", "serve", "jobs", "tokens", "monitor")
+_COMMAND_MODULES = (
+    "datasets", "models", "train", "chat", "classify", "export", "serve", "jobs", "tokens", "monitor",
+    "sweeps", "estimate", "serve_model", "evaluate", "ratings", "experiments", "ensembles", "deploy", "workers",
+    "providers",
+)
 
 
 def _register() -> None:
@@ -78,6 +82,14 @@ def run() -> None:
         sys.exit(exit_.exit_code)
     except typer.Abort:
         typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except OSError as exc:  # a missing or read-only folder: say which one, not where in the code
+        if os.environ.get("TUNELAB_DEBUG") or "--debug" in sys.argv:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.secho(f"Error [os_error]: {exc.strerror or exc}{where}", fg="red", err=True)
+        typer.secho("Hint: check that the path exists and is writable (the studio's folder is TUNELAB_HOME, "
+                    "default ~/.tunelab); --debug shows the traceback.", err=True)
         sys.exit(1)
     except Exception as exc:
         if _is_usage_error(exc):  # unknown command or option, missing argument

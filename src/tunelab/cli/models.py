@@ -62,6 +62,7 @@ def _render_info(info: ModelInfo, estimates: dict[str, MemoryEstimate | TunelabE
         "source": info.source.value,
         "parameters": f"{info.parameters:,}" if info.parameters else "?",
         "architecture": info.architecture or "?",
+        "family (task)": info.task,
         "context length": str(info.context_length or "?"),
         "chat template": "yes" if info.chat_template else "no",
         "licence": info.licence or "unknown",

@@ -36,6 +36,22 @@ def _workers(count: int, settings: Any, app: Any = None) -> list[tuple[Any, thre
     return started
 
 
+def sweep_driver(settings: Any, capacity: int | None) -> Any:
+    """Start the sweep driver thread (``tunelab.sweeps.driver``): it turns sweeps' trials into jobs.
+
+    Several ``tunelab serve`` processes on one PostgreSQL store may all run
+    one; a lease per sweep lets only one of them work on a sweep at a time.
+    ``capacity`` (the embedded workers) caps how many trials a sweep queues at once.
+    """
+    from tunelab.store.db import session_factory
+    from tunelab.sweeps.driver import SweepDriver
+
+    factory = session_factory(settings.resolved_database_url, role="worker", settings=settings)
+    driver = SweepDriver(factory, capacity=capacity or None)
+    driver.start()
+    return driver
+
+
 def queue_example(settings: Any, path: Path) -> str | None:
     """Queue a training config file as a job unless a job of that name already exists.
 
@@ -67,6 +83,10 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=0, max=64, help="Embedded job workers."),
     no_worker: bool = typer.Option(False, "--no-worker", help="API only; run `tunelab worker` elsewhere."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    access_log: bool = typer.Option(
+        False, "--access-log", help="Log every HTTP request (off by default: the dashboard polls, and a line "
+        "per poll buries the ones that matter, such as a job that failed).",
+    ),
     example: Path = typer.Option(
         None, "--example", help="Training config to queue as a job on first start (skipped if a job of its name exists)."
     ),
@@ -89,6 +109,7 @@ def serve(
         if job_id:
             typer.echo(f"queued {example} as {job_id}; when it completes: tunelab chat {settings.runs_dir / job_id / 'output'}")
     started = [] if no_worker else _workers(workers, settings, app)
+    sweeps = sweep_driver(settings, None if no_worker else workers)
     ports = [settings.port] + ([training_port] if training_port and training_port != settings.port else [])
     typer.echo(
         f"tunelab serving on {' and '.join(f'http://{settings.host}:{p}' for p in ports)} "
@@ -96,16 +117,17 @@ def serve(
     )
     try:
         if len(ports) == 1:
-            make_server(app, settings.host, settings.port, log_level).run()
+            make_server(app, settings.host, settings.port, log_level, access_log=access_log).run()
         else:
-            serve_on_ports(app, settings.host, ports, log_level)
+            serve_on_ports(app, settings.host, ports, log_level, access_log=access_log)
     except KeyboardInterrupt:
         pass  # uvicorn raises the captured Ctrl-C again once it has shut down (uvicorn.run swallowed it)
     finally:
+        sweeps.stop()  # trials in flight are jobs: the workers checkpoint them like any other
         stop_workers(started)
 
 
-def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str) -> None:
+def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str, *, access_log: bool = False) -> None:
     """One uvicorn server, one app, listening on every port (the guide's 8000 and 8001 at once).
 
     The sockets are bound here and handed to uvicorn, so both ports share one
@@ -128,14 +150,14 @@ def serve_on_ports(app: Any, host: str, ports: list[int], log_level: str) -> Non
         from tunelab.errors import TunelabError
 
         raise TunelabError(f"cannot listen on {host}:{port}: {error}", "choose a free port", code="port_in_use") from None
-    make_server(app, host, ports[0], log_level).run(sockets=sockets)
+    make_server(app, host, ports[0], log_level, access_log=access_log).run(sockets=sockets)
 
 
 #: Seconds open connections (SSE and WebSocket streams, a chat finishing its token) get after SIGTERM.
 SHUTDOWN_GRACE_S = 3
 
 
-def make_server(app: Any, host: str, port: int, log_level: str) -> Any:
+def make_server(app: Any, host: str, port: int, log_level: str, *, access_log: bool = False) -> Any:
     """uvicorn with a bounded shutdown, so SIGTERM stops the API within seconds whatever it serves.
 
     On the signal every chat generation is cancelled at its next token (and
@@ -152,7 +174,8 @@ def make_server(app: Any, host: str, port: int, log_level: str) -> Any:
                 models.cancel_all()
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     return Server(config)
 
 
@@ -189,8 +212,8 @@ def worker(
     from tunelab.store.db import session_factory
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     factory = session_factory(settings.resolved_database_url, role="worker", settings=settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # after Alembic's chatter
     runner = Worker(factory, worker_id, settings)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())

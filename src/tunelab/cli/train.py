@@ -56,12 +56,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative dataset/model paths are taken from the config file's folder when they exist there."""
-    for key in _PATH_FIELDS:
-        value = data.get(key)
+    targets = [(data, key) for key in _PATH_FIELDS]
+    targets += [(entry, "dataset") for entry in data.get("dataset_mix") or [] if isinstance(entry, dict)]
+    for entry, key in targets:
+        value = entry.get(key)
         if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
             candidate = (base / value).resolve()
             if candidate.exists():
-                data[key] = str(candidate)
+                entry[key] = str(candidate)
     return data
 
 
@@ -90,9 +92,14 @@ def resolve_stored_datasets(data: dict[str, Any]) -> dict[str, Any]:
 
 def load_train_config(path: Path, overrides: list[str]) -> Any:
     """YAML (or JSON) file + overrides -> validated TrainConfig."""
-    import yaml
-
     from tunelab.training.config import load_config_dict
+
+    return load_config_dict(resolve_stored_datasets(read_config_file(path, overrides)))
+
+
+def read_config_file(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """A config file's fields with ``overrides`` applied and paths made relative to the file, not yet validated."""
+    import yaml
 
     if not path.exists():
         raise ConfigError(f"Config file {path} not found.", hint="Try one of the files in examples/.")
@@ -102,8 +109,7 @@ def load_train_config(path: Path, overrides: list[str]) -> Any:
         raise ConfigError(f"{path} is not valid YAML: {exc}", hint="Fix the YAML syntax.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of fields.", hint="See examples/identity-lora.yaml.")
-    data = resolve_paths(apply_overrides(data, overrides), path.resolve().parent)
-    return load_config_dict(resolve_stored_datasets(data))
+    return resolve_paths(apply_overrides(data, overrides), path.resolve().parent)
 
 
 def _default_run_dir(name: str) -> Path:
@@ -119,11 +125,15 @@ def train_command(
     overrides: list[str] = typer.Argument(None, help="Field overrides, e.g. learning_rate=1e-4 lora.r=8."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Run folder; default ./runs/<name>-<timestamp>."),
     preflight_only: bool = typer.Option(False, "--check", help="Validate and preflight only."),
+    print_command: bool = typer.Option(
+        False, "--print-command", help="Distributed configs: write RUN_DIR/config.json and print the torchrun "
+        "command instead of running it (run it on every node).",
+    ),
 ) -> None:
     """Fine-tune a model from a config file (resumes when RUN_DIR has checkpoints)."""
     from rich.console import Console
 
-    from tunelab.cli.train_view import RichReporter, print_issues, print_result
+    from tunelab.cli.train_view import RichReporter, print_issues
     from tunelab.training.preflight import errors_only, preflight
 
     console = Console()
@@ -146,12 +156,28 @@ def train_command(
     from tunelab.training.run import run_training
 
     resume = resume_command(config_file, list(overrides or []), run_dir)
+    if config.distributed.enabled or print_command:
+        from tunelab.cli.train_distributed import run_distributed
+
+        result = run_distributed(console, config, run_dir, print_only=print_command)
+        if result is None:
+            return
+        _conclude(console, config, run_dir, result, resume)
+        return
     try:
         with RichReporter(console) as reporter:
             result = run_training(config, run_dir, reporter)
     except KeyboardInterrupt:  # second Ctrl-C: the engine aborted without saving
         console.print(f"[red]Aborted.[/red] Resume from the last saved checkpoint (if any) with: {resume}")
         raise typer.Exit(130) from None
+    _conclude(console, config, run_dir, result, resume)
+
+
+def _conclude(console: Any, config: Any, run_dir: Path, result: Any, resume: str) -> None:
+    """Record the run, then say how it ended: the error, the resume command, or the summary."""
+    from tunelab.cli.train_view import print_result
+
+    record_in_studio(console, config, run_dir, result, resume)
     if result.error:
         raise TunelabError(result.error["message"], result.error.get("hint", ""), code=result.error["code"])
     if result.status == "stopped":
@@ -159,6 +185,29 @@ def train_command(
                       f"Resume by running the same command with --run-dir:\n  {resume}", soft_wrap=True)
         raise typer.Exit(result.exit_code)
     print_result(console, result)
+
+
+def record_in_studio(console: Any, config: Any, run_dir: Path, result: Any, resume: str) -> None:
+    """Record the finished run in the studio's store (``tunelab.jobs.cli_runs``) when a home exists.
+
+    The run is already on disk, so a store that cannot be written only costs a
+    warning: the training result is never lost to it.
+    """
+    from tunelab.jobs.cli_runs import record_run, should_record
+    from tunelab.settings import get_settings
+
+    settings = get_settings()
+    if not should_record(settings):
+        return
+    try:
+        job = record_run(settings, config.model_dump(mode="json"), run_dir, result.status,
+                         error=result.error, resume_command=resume)  # fmt: skip
+    except Exception as error:  # the run must not fail because the studio's store did
+        message = error.message if isinstance(error, TunelabError) else f"{type(error).__name__}: {error}"
+        console.print(f"[yellow]Not recorded in the studio ({settings.home}):[/yellow] {message}", soft_wrap=True)
+        return
+    console.print(f"Recorded in the studio as job [bold]{job.id}[/bold] (tunelab serve shows it; "
+                  f"compare with `tunelab jobs compare {job.id} OTHER_JOB`).", soft_wrap=True)
 
 
 def resume_command(config_file: Path, overrides: list[str], run_dir: Path) -> str:

@@ -80,9 +80,14 @@ def print_result(console: Console, result: Any) -> None:
         table.add_row(key, _fmt(value))
     evaluation = result.evaluation or {}
     for side in ("base", "tuned"):
-        if evaluation.get(side):
-            table.add_row(f"{side} eval loss / ppl",
-                          f"{_fmt(evaluation[side]['eval_loss'])} / {_fmt(evaluation[side]['perplexity'])}")
+        found = evaluation.get(side)
+        if found and "perplexity" in found:
+            table.add_row(f"{side} eval loss / ppl", f"{_fmt(found['eval_loss'])} / {_fmt(found['perplexity'])}")
+        elif found:  # a classifier or regressor: its task's metrics (training/tasks.py)
+            table.add_row(f"{side} eval loss", _fmt(found["eval_loss"]))
+        for metric in ("exact_match", "accuracy", "macro_f1", "mae", "rmse"):
+            if found and found.get(metric) is not None:
+                table.add_row(f"{side} {metric.replace('_', ' ')}", _fmt(found[metric]))
     console.print(table)
     if evaluation.get("samples"):
         gens = Table(title="Base vs tuned", show_lines=True)
@@ -91,4 +96,7 @@ def print_result(console: Console, result: Any) -> None:
         for row in evaluation["samples"]:
             gens.add_row(row["prompt"][:300], _fmt(row["base"])[:300], _fmt(row["tuned"])[:300])
         console.print(gens)
+    if s.get("task") in ("classification", "regression"):
+        console.print(f"Classify with it: [bold]tunelab classify {result.output_dir} \"some text\"[/bold]")
+        return
     console.print(f"Chat with it: [bold]tunelab chat {result.output_dir}[/bold]")

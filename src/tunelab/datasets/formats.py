@@ -29,6 +29,7 @@ FORMATS: dict[str, tuple[tuple[str, ...], ...]] = {
     "question_answer": (("question",), ("answer",)),
     "input_output": (("input",), ("output",)),
     "text": (("text",),),
+    "classification": (("text",), ("label",)),  # never detected (text wins): the task names it
 }
 _PAIRS = {"prompt_completion": ("prompt", "completion"), "question_answer": ("question", "answer"),
           "input_output": ("input", "output")}  # fmt: skip
@@ -182,6 +183,39 @@ def _preference(row: dict[str, Any], mapping: Mapping) -> Record:
     return Record(messages=messages, chosen=chosen, rejected=rejected, tools=_tools(row))
 
 
+#: Column names public classification sets use (GLUE, IMDB, SST, tweet_eval ...), tried in
+#: order when the canonical ``text``/``text_pair``/``label`` are absent.
+LABELED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "text": ("text", "sentence", "sentence1", "premise", "question", "review", "content", "document"),
+    "text_pair": ("text_pair", "sentence2", "hypothesis"),
+    "label": ("label", "labels", "target", "score", "class", "category", "sentiment"),
+}
+
+
+def _column(row: dict[str, Any], field: str) -> str | None:
+    return next((name for name in LABELED_COLUMNS[field] if row.get(name) not in (None, "")), None)
+
+
+def _labeled(row: dict[str, Any], mapping: Mapping) -> Record:
+    """A text (or text pair) with its label, for classification and regression."""
+    text_col, label_col = _column(row, "text"), _column(row, "label")
+    for field, found in (("text", text_col), ("label", label_col)):
+        if found is None:
+            have = ", ".join(sorted(row)) or "none"
+            raise RowProblem(
+                "missing_column",
+                f"missing the {field} column a classification or regression dataset needs (columns: {have})",
+                f"Name it `{field}` (or {', '.join(LABELED_COLUMNS[field][1:4])}), or map yours with "
+                f"dataset_mapping {{YOURCOLUMN: {field}}} (--map YOURCOLUMN={field})",
+            )
+    pair_col = _column(row, "text_pair")
+    return Record(
+        text=as_text(row[text_col], f"`{text_col}`"),
+        text_pair=as_text(row[pair_col], f"`{pair_col}`") if pair_col else None,
+        label=as_text(row[label_col], f"`{label_col}`").strip(),
+    )
+
+
 CONVERTERS: dict[str, Callable[[Any, Mapping], Record]] = {
     "alpaca": _alpaca,
     "sharegpt": lambda row, m: _conversation(row, m, "conversations", "sharegpt"),
@@ -191,6 +225,7 @@ CONVERTERS: dict[str, Callable[[Any, Mapping], Record]] = {
     "input_output": _pair("input_output"),
     "text": _text,
     "preference": _preference,
+    "classification": _labeled,
 }
 
 
@@ -206,7 +241,7 @@ def check_record(record: Record) -> None:
     if _blank(record):
         raise RowProblem("empty_row", "the row is empty (no text in any field)",
                          f"Remove the row {REPAIR_HINT}, which drops empty rows")  # fmt: skip
-    if record.kind == "text":
+    if record.kind in ("text", "labeled"):
         return
     sides = [("chosen", record.chosen), ("rejected", record.rejected)] if record.kind == "preference" \
         else [("conversation", record.messages)]  # fmt: skip

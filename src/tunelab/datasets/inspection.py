@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tunelab.datasets.issues import REPAIR_HINT, Issue, IssueLog, issue
 from tunelab.datasets.mapping import Mapping, parse_mapping
-from tunelab.datasets.quality import QualityAccumulator, QualityReport
+from tunelab.datasets.quality import QualityAccumulator, QualityReport, empty_turns
 from tunelab.datasets.readers import detect_file_type
 from tunelab.datasets.source import Source, open_source
 from tunelab.datasets.tokens import ApproxCounter, TokenCounter
@@ -73,6 +73,8 @@ def _scan(
             continue
         record = row.record
         length = quality.add_record(record, record.model_dump_json(exclude_none=True))
+        for found in empty_turns(record, row=row.row, line=row.line):
+            log.add(found)
         if len(preview) < preview_rows:
             preview.append(PreviewRow(row=row.row, line=row.line, kind=record.kind, tokens=length,
                                       rendered=counter.render(record), record=record.to_json_dict()))  # fmt: skip

@@ -32,6 +32,8 @@ CODES: dict[str, Severity] = {
     "no_assistant_turn": "error",
     "bad_tool_call": "error",
     "no_rows": "error",
+    "empty_prompt": "warning",
+    "empty_reply": "warning",
     "too_few_rows": "warning",
     "duplicate_rows": "warning",
     "over_max_length": "warning",

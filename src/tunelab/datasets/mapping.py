@@ -27,6 +27,7 @@ from tunelab.errors import DatasetError
 FIELDS = (
     "instruction", "input", "output", "system", "history", "conversations", "messages",
     "prompt", "completion", "question", "answer", "text", "chosen", "rejected", "tools",
+    "text_pair", "label",
 )  # fmt: skip
 ROLE_TARGETS = ("system", "user", "assistant", "tool", "function_call")
 KEY_TARGETS = ("from", "value", "role", "content", "name", "tool_calls", "weight")

@@ -16,6 +16,7 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunelab.datasets.issues import Issue, issue
 from tunelab.datasets.records import Record
 from tunelab.datasets.tokens import TokenCounter
 
@@ -90,6 +91,29 @@ class Reservoir:
         p95 = ordered[min(n - 1, round(0.95 * (n - 1)))]
         return {"count": self.count, "mean": round(self.total / self.count, 2), "median": median,
                 "p95": p95, "max": self.max}  # fmt: skip
+
+
+def empty_turns(record: Record, *, row: int | None = None, line: int | None = None) -> list[Issue]:
+    """Warnings for a chat record whose user turn or assistant reply has no text.
+
+    Such a row parses (an empty CSV cell is a valid string) but trains the
+    model to answer nothing, or to answer with nothing, so it must not pass
+    silently; it stays a warning because a dataset may mean it (an empty
+    context turn), and the hint says how to fix it.
+    """
+    found: list[Issue] = []
+    for index, message in enumerate(record.messages or []):
+        if message.content.strip() or message.tool_calls:
+            continue
+        if message.role == "user":
+            found.append(issue("empty_prompt", f"turn {index + 1} (user) is empty: the model learns to answer nothing",
+                               "Fill in the prompt (the input or instruction column), or delete the row",
+                               row=row, line=line))  # fmt: skip
+        elif message.role == "assistant":
+            found.append(issue("empty_reply", f"turn {index + 1} (assistant) is empty: the row teaches no reply",
+                               "Fill in the reply (the output column), or delete the row",
+                               row=row, line=line))  # fmt: skip
+    return found
 
 
 def record_key(line: str) -> int:

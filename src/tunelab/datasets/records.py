@@ -3,7 +3,9 @@
 This is the contract between ``tunelab.datasets`` and the training engine: a
 normalised dataset version is a JSONL file of ``Record`` objects. A record is a
 conversation (``messages``), or a plain ``text`` for continued pretraining, plus
-``chosen``/``rejected`` assistant replies when the row is a preference pair.
+``chosen``/``rejected`` assistant replies when the row is a preference pair, or
+a ``text`` (and optional ``text_pair``) with a ``label`` for classification and
+regression (the label as written; the engine infers the label set or parses numbers).
 """
 
 from __future__ import annotations
@@ -46,9 +48,13 @@ class Record(BaseModel):
     chosen: list[Message] | None = None
     rejected: list[Message] | None = None
     tools: str | None = Field(default=None, description="JSON list of tool schemas offered.")
+    text_pair: str | None = Field(default=None, description="Second text of a pair (labeled rows only).")
+    label: str | None = Field(default=None, description="Class name or number (labeled rows only).")
 
     @property
-    def kind(self) -> Literal["chat", "text", "preference"]:
+    def kind(self) -> Literal["chat", "text", "preference", "labeled"]:
+        if self.label is not None:
+            return "labeled"
         if self.chosen is not None or self.rejected is not None:
             return "preference"
         return "text" if self.text is not None else "chat"

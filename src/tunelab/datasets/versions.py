@@ -76,6 +76,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _content_digest(mapping: Mapping) -> Any:
+    """The content address starts with the mapping; each stored line of records follows."""
+    return hashlib.sha256(json.dumps(mapping.model_dump(), sort_keys=True).encode() + b"\n")
+
+
+def _version_id(digest: Any) -> str:
+    return "ds-" + digest.hexdigest()[:24]
+
+
+def verify_folder(folder: Path, version_id: str) -> str | None:
+    """What is wrong with a version folder against its content address, or None when it is sound.
+
+    The id is the hash of the mapping and the records, so a copy that came
+    from elsewhere (the shared storage) can be checked without trusting it:
+    its records must hash back to ``version_id`` and their count match the
+    manifest's.
+    """
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        mapping = Mapping.model_validate(manifest.get("mapping") or {})
+    except (OSError, ValueError, AttributeError) as error:
+        return f"its manifest cannot be read ({error})"
+    if manifest.get("version_id") != version_id:
+        return f"its manifest names version {manifest.get('version_id')!r}"
+    digest, lines = _content_digest(mapping), 0
+    try:
+        with (folder / RECORDS).open("rb") as handle:
+            for line in handle:
+                digest.update(line)
+                lines += bool(line.strip())
+    except OSError as error:
+        return f"its records cannot be read ({error})"
+    if _version_id(digest) != version_id:
+        return f"its records hash to {_version_id(digest)}, not to {version_id}"
+    if lines != (manifest.get("counts") or {}).get("records", lines):
+        return f"it holds {lines} records, its manifest says {manifest['counts']['records']}"
+    return None
+
+
 def store_records(
     records: Iterable[Record],
     *,
@@ -91,7 +130,7 @@ def store_records(
     """
     root = datasets_dir(home)
     root.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(json.dumps(mapping.model_dump(), sort_keys=True).encode() + b"\n")
+    digest = _content_digest(mapping)
     kinds: Counter[str] = Counter()
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
     try:
@@ -103,7 +142,7 @@ def store_records(
                 kinds[record.kind] += 1
         if not kinds:
             raise DatasetError("the dataset holds no rows", "Check that the right file was given", code="no_rows")
-        version_id = "ds-" + digest.hexdigest()[:24]
+        version_id = _version_id(digest)
         final = root / version_id
         if (final / MANIFEST).exists():
             return load_version(version_id, home)

@@ -26,15 +26,16 @@ class HubError(TunelabError):
     code = "hub_push_failed"
 
 
-def validate_repo_id(model_name: object) -> str:
-    """``model_name`` as a Hub repo id (``user/name``), or ``ConfigError`` saying how to fix it."""
+def validate_repo_id(model_name: object, field: str = "save_options.model_name") -> str:
+    """``model_name`` as a Hub repo id (``user/name``), or ``ConfigError`` naming ``field`` and the fix."""
     name = model_name.strip() if isinstance(model_name, str) else ""
     if not REPO_ID.match(name) or ".." in name or name.endswith((".git", ".")):
+        short = field.rsplit(".", 1)[-1]
         raise ConfigError(
-            f"`model_name` {model_name!r} is not a Hub repository id; push_to_hub needs `user/name`",
-            "set model_name to your Hub user or organisation and a name, e.g. 'alice/smollm2-support' "
+            f"`{short}` {model_name!r} is not a Hub repository id; push_to_hub needs `user/name`",
+            f"set {short} to your Hub user or organisation and a name, e.g. 'alice/smollm2-support' "
             "(letters, digits, '-', '_' and '.'), or turn push_to_hub off",
-            details={"field": "save_options.model_name"},
+            details={"field": field},
         )
     return name
 
@@ -101,7 +102,9 @@ def push_to_hub(
         )
     from huggingface_hub import HfApi
 
-    api = HfApi(token=token)
+    from tunelab.models.hub import hub_endpoint
+
+    api = HfApi(endpoint=hub_endpoint(), token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(

@@ -18,7 +18,7 @@ from typing import Any
 
 from tunelab import __version__
 from tunelab.errors import InvalidInput
-from tunelab.models.builtin import install_atomically
+from tunelab.export.target import check_target, write_folder
 from tunelab.models.loading import (
     ModelParts,
     load_base_model,
@@ -32,7 +32,7 @@ from tunelab.training.methods import spec_for_adapter
 DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
-def _check_mergeable(parts: ModelParts) -> None:
+def check_mergeable(parts: ModelParts) -> None:
     """Prompt-learning adapters (prefix, prompt) add virtual tokens; there is nothing to fold in."""
     if parts.adapter is None:
         return
@@ -42,7 +42,8 @@ def _check_mergeable(parts: ModelParts) -> None:
                            "export the adapter folder as it is, and load it with PEFT")  # fmt: skip
 
 
-def _build(parts: ModelParts, dtype: str, source: str, folder: Path) -> None:
+def build_merged(parts: ModelParts, dtype: str, source: str, folder: Path) -> None:
+    """Write the merged model (or the base as it is, without an adapter) into the existing ``folder``."""
     tokenizer = load_tokenizer(parts.tokenizer, pad_fallback=False)
     model: Any = (
         merge_adapter(parts.base, parts.adapter, dtype, tokenizer=tokenizer)
@@ -63,14 +64,8 @@ def export_merged(source: str | Path, out_dir: str | Path, *, dtype: str = "auto
     """Write ``source`` (run directory, output or adapter folder, model) as full weights to ``out_dir``."""
     if dtype not in DTYPES:
         raise InvalidInput(f"unknown export dtype {dtype!r}", f"use one of {', '.join(DTYPES)}")
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidInput(f"{out} already exists and is not an empty folder",
-                           "choose a new output folder, or remove that one first")  # fmt: skip
+    check_target(out_dir)
     parts = locate(str(source), progress=progress)
-    _check_mergeable(parts)
+    check_mergeable(parts)
     chosen = stored_precision(parts.base) if dtype == "auto" else dtype
-    if out.exists():
-        out.rmdir()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return install_atomically(out, lambda folder: _build(parts, chosen, str(source), folder))
+    return write_folder(out_dir, lambda folder: build_merged(parts, chosen, str(source), folder))

@@ -80,14 +80,20 @@ def render_model_card(
     evaluation: dict[str, Any],
     *,
     title: str = "",
+    usage: tuple[str, list[str]] | None = None,
+    extra_tags: tuple[str, ...] = (),
 ) -> str:
-    """The card's Markdown (with Hub metadata) from the run's three JSON documents."""
+    """The card's Markdown (with Hub metadata) from the run's three JSON documents.
+
+    ``usage`` is (code block language, lines) for exports that are not loaded
+    with transformers (GGUF, ONNX); ``extra_tags`` names their format on the Hub.
+    """
     base_model = str(config.get("model") or summary.get("base_model") or "unknown")
     method = str(config.get("method") or summary.get("method") or "lora")
     spec = METHODS.get(method)
     adapter = bool(summary.get("adapter", spec.is_adapter if spec else True))
     dataset = str(config.get("dataset") or "unknown")
-    meta = ["---", "tags:", "- tunelab", f"- {method}"]
+    meta = ["---", "tags:", "- tunelab", f"- {method}", *(f"- {tag}" for tag in extra_tags)]
     if adapter:
         meta.insert(1, "library_name: peft")
     if REPO_ID.match(base_model):  # the Hub rejects a local path as base_model
@@ -122,8 +128,16 @@ def render_model_card(
         if summary.get(key) is not None:
             lines.append(f"- {label}: {_fmt(summary[key])}")
     lines += ["", "### Evaluation", "", *_evaluation_lines(evaluation), ""]
-    lines += ["## How to use", "", "```python", *use, "```", ""]
+    language, use = usage or ("python", use)
+    lines += ["## How to use", "", f"```{language}", *use, "```", ""]
     return "\n".join(lines)
+
+
+def run_documents(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(config, summary, evaluation) for a run's ``output/`` folder (or its adapter); {} where unknown."""
+    run_dir = folder.parent if folder.name == "output" else folder
+    return (_read_json(run_dir / "config.json"), _read_json(folder / "summary.json"),
+            _read_json(folder / "evaluation.json"))  # fmt: skip
 
 
 def write_model_card(run_dir: Path, *, title: str = "") -> Path:

@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tunelab.datasets import shared
 from tunelab.datasets.inspection import InspectionReport, inspect_file
 from tunelab.datasets.mapping import Mapping
 from tunelab.datasets.readers import SUFFIXES
@@ -43,6 +44,7 @@ from tunelab.errors import ConfigError, InvalidInput, NotFound
 from tunelab.jobs.names import MAX_NAME, check_name, check_tags, check_text
 from tunelab.jobs.paths import LOCAL, PathAccess, is_path_like, refuse, server_path
 from tunelab.settings import Settings, get_settings
+from tunelab.storage import ArtifactStorage, open_storage
 from tunelab.store import catalog
 from tunelab.store.models import Dataset, DatasetVersion
 
@@ -72,6 +74,11 @@ def _home(settings: Settings | None) -> Path:
     return (settings or get_settings()).home
 
 
+def _storage(settings: Settings | None) -> ArtifactStorage | None:
+    """The shared storage every machine stages versions from, or None (the default: the home is the only copy)."""
+    return open_storage(settings or get_settings())
+
+
 def _main_kind(counts: dict[str, int]) -> str:
     """The kind most records have (chat, text, preference): what the dashboard shows per version."""
     kinds = {key: value for key, value in counts.items() if key != "records"}
@@ -80,9 +87,12 @@ def _main_kind(counts: dict[str, int]) -> str:
 
 def _register(session: Session, stored: StoredVersion, *, name: str, settings: Settings | None,
               **row: Any) -> DatasetVersion:  # fmt: skip
-    """Commit the row for a version whose files are written; on failure remove files no row uses."""
+    """Commit the row for a version whose files are written (and shared); on failure remove files no row uses."""
     counts = dict(stored.counts)
     try:
+        storage = _storage(settings)
+        if storage is not None:  # before the row: a registered version is one every worker can stage
+            shared.publish(stored, storage)
         return catalog.register_dataset_version(
             session, name=name, version_id=stored.version_id, path=str(stored.records_path),
             format=stored.format or "", kind=_main_kind(counts), num_rows=counts.get("records", 0),
@@ -182,18 +192,25 @@ def get_version(session: Session, dataset: str, version: str | None = None) -> D
 
 
 def _stored(row: DatasetVersion, settings: Settings | None) -> StoredVersion:
-    """The files of a registered version; a row whose folder is gone says so, with the way out."""
+    """The files of a registered version in this home; a row whose folder is gone says so, with the way out.
+
+    With shared storage a missing folder is staged from it first
+    (``datasets/shared.py``: downloaded and checked against the version id).
+    """
     try:
         stored = load_version(row.id, home=_home(settings))
     except NotFound:
         stored = None
-    if stored is None or not stored.records_path.is_file():
-        raise NotFound(
-            f"the files of dataset version {row.id!r} are missing from the studio's datasets folder",
-            "import the source file again (`tunelab datasets import FILE` or POST /api/datasets); "
-            "the same content gets the same version id",
-        )
-    return stored
+    if stored is not None and stored.records_path.is_file():
+        return stored
+    storage = _storage(settings)
+    if storage is not None:
+        return shared.stage(row.id, _home(settings), storage)
+    raise NotFound(
+        f"the files of dataset version {row.id!r} are missing from the studio's datasets folder",
+        "import the source file again (`tunelab datasets import FILE` or POST /api/datasets); "
+        "the same content gets the same version id",
+    )
 
 
 def read_rows(session: Session, dataset: str, *, version: str | None = None, offset: int = 0,
@@ -224,9 +241,13 @@ def repair(session: Session, dataset: str, *, version: str | None = None,
 
 
 def delete(session: Session, dataset: str, *, settings: Settings | None = None) -> None:
-    """Forget a dataset, then remove the version folders no other dataset uses."""
+    """Forget a dataset, then remove the version folders no other dataset uses (and their shared copies)."""
+    storage = _storage(settings)
     for path in catalog.delete_dataset(session, dataset):
         _remove_folder(path, settings)
+        if storage is not None:
+            folder = Path(path)
+            shared.unpublish((folder.parent if folder.suffix else folder).name, storage)
 
 
 def source_bytes(session: Session, dataset: Dataset, *, settings: Settings | None = None) -> int:
@@ -262,8 +283,8 @@ def is_stored(session: Session, dataset: str) -> bool:
     return session.get(DatasetVersion, dataset) is not None or _find(session, dataset) is not None
 
 
-def _stored_file(session: Session, dataset: str, settings: Settings | None) -> str | None:
-    """The normalised file of a stored version id or dataset id/name (its latest), or None if none is stored."""
+def _version_row(session: Session, dataset: str) -> DatasetVersion | None:
+    """The version a stored version id or dataset id/name (its latest) stands for, or None if none is stored."""
     version = session.get(DatasetVersion, dataset)
     if version is None:
         found = _find(session, dataset)
@@ -272,12 +293,29 @@ def _stored_file(session: Session, dataset: str, settings: Settings | None) -> s
         version = latest_version(session, found)
         if version is None:
             raise ConfigError(f"dataset {dataset!r} has no version yet", "upload a file to it first")
-    if Path(version.path).is_file():  # where it was stored (any home: the row says)
+    return version
+
+
+def _version_file(version: DatasetVersion, dataset: str, settings: Settings | None) -> str:
+    """The version's normalised file on this machine.
+
+    Without shared storage: where it was stored (any home on this disk: the row
+    says), else the same content-addressed folder in this home. With it: always
+    this home's copy, staged from the storage when missing, so a worker never
+    depends on a path from another machine.
+    """
+    if not (settings or get_settings()).artifacts_url and Path(version.path).is_file():
         return str(Path(version.path).resolve())
-    try:  # the same content-addressed folder in this machine's home (shared storage mounted elsewhere)
+    try:
         return str(_stored(version, settings).records_path.resolve())
     except NotFound as exc:  # registered, but its files are gone: the job cannot start
         raise ConfigError(exc.message, exc.hint, details={"dataset": dataset}) from None
+
+
+def _stored_file(session: Session, dataset: str, settings: Settings | None) -> str | None:
+    """The normalised file of a stored version id or dataset id/name (its latest), or None if none is stored."""
+    version = _version_row(session, dataset)
+    return None if version is None else _version_file(version, dataset, settings)
 
 
 def _path_file(dataset: str, field: str, paths: PathAccess) -> str:
@@ -309,10 +347,20 @@ def _path_file(dataset: str, field: str, paths: PathAccess) -> str:
 
 def admit(session: Session, dataset: str, *, paths: PathAccess = LOCAL, field: str = "dataset",
           settings: Settings | None = None) -> str:  # fmt: skip
-    """What a job stores for ``dataset``: the reference itself if stored, else the absolute allowed file."""
-    if _stored_file(session, dataset, settings) is not None:
-        return dataset
-    return _path_file(dataset, field, paths)
+    """What a job stores for ``dataset``: the reference itself if stored, else the absolute allowed file.
+
+    With shared storage a stored version the storage lacks (stored before the
+    storage was configured) is uploaded here, so any worker can stage it.
+    """
+    version = _version_row(session, dataset)
+    if version is None:
+        return _path_file(dataset, field, paths)
+    storage = _storage(settings)
+    if storage is None or not shared.published(version.id, storage):  # one lookup when it is shared
+        _version_file(version, dataset, settings)  # its files are here, or the job is refused
+        if storage is not None:
+            shared.publish(_stored(version, settings), storage)
+    return dataset
 
 
 def resolve(session: Session, dataset: str, *, settings: Settings | None = None, paths: PathAccess = LOCAL,

@@ -39,8 +39,13 @@ def list_events(
     after: int = 0,
     limit: int = 500,
     types: Sequence[str] | None = None,
+    before: int | None = None,
+    newest_first: bool = False,
 ) -> list[JobEvent]:
-    """Events with id > ``after`` in order, at most ``limit``; ``types`` filters by type."""
+    """Events with id > ``after`` (and < ``before``) in order, at most ``limit``; ``types`` filters by type.
+
+    ``newest_first`` pages backwards from the newest (OpenAI's event list, which a remote follower reads).
+    """
     if session.get(Job, job_id) is None:
         raise NotFound(f"no job with id {job_id!r}", "list jobs with `tunelab jobs list`")
     if types:
@@ -50,10 +55,13 @@ def list_events(
                 f"unknown event types {unknown}", f"use any of: {', '.join(EVENT_TYPES)}"
             )
     query = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
+    if before is not None:
+        query = query.where(JobEvent.id < before)
     if types:
         query = query.where(JobEvent.type.in_(list(types)))
     limit = max(1, min(limit, 10_000))
-    return list(session.scalars(query.order_by(JobEvent.id).limit(limit)))
+    order = JobEvent.id.desc() if newest_first else JobEvent.id
+    return list(session.scalars(query.order_by(order).limit(limit)))
 
 
 def set_status(

@@ -5,18 +5,27 @@ Exit codes are the engine's contract (``tunelab.training.exit_codes``):
 hint), 2 invalid config or failed preflight, 75 stopped after saving a
 checkpoint. What 75 or a signal death means depends on why we stopped it:
 
-| why stopped          | exit 75 / killed                         |
-| -------------------- | ---------------------------------------- |
-| user pause           | paused (resume continues the checkpoint) |
-| user cancel          | cancelled (checkpoints kept)             |
-| timeout              | failed, code ``timeout``                 |
-| worker shutting down | queued again, same attempt               |
-| nobody (external)    | queued again (75) / failed (crash)       |
+| why stopped          | exit 75                    | killed / crashed                             |
+| -------------------- | -------------------------- | -------------------------------------------- |
+| user pause           | paused (resume continues)  | paused (killed after no progress)            |
+| user cancel          | cancelled                  | cancelled (checkpoints kept)                 |
+| timeout              | failed, code ``timeout``   | failed, code ``timeout``                     |
+| worker shutting down | queued, same attempt       | queued, next attempt                         |
+| nobody               | queued, same attempt       | queued, next attempt                         |
+
+A crash with no attempt left fails the job with ``engine_crashed``.
+
+"Killed" is a signal death (SIGKILL from the out-of-memory killer, a
+segfault) or any exit code outside the contract. A requeued job resumes from
+its newest valid checkpoint (the engine verifies each checkpoint's manifest).
+An engine that failed with ``disk_full`` leaves the job paused with that error:
+free the space and resume.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +47,7 @@ class Outcome:
     status: JobStatus
     error: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    crashed: bool = False  # the engine died without a clean exit: requeue while attempts remain
 
 
 def _tail(run_dir: Path, lines: int = 20) -> str:
@@ -67,13 +77,44 @@ def decide_outcome(rc: int, action: str | None, run_dir: Path) -> Outcome:
     if rc in (FAILED, INVALID_CONFIG):
         default_code = "config_invalid" if rc == INVALID_CONFIG else "training_failed"
         return Outcome(JobStatus.FAILED, error={"code": default_code}, extra=extra)
+    how = describe_exit(rc)
+    if action == "pause":  # the worker killed it after it made no progress; the user asked for a pause
+        return Outcome(JobStatus.PAUSED, extra={**extra, "killed": how})
     error = {
         "code": "engine_crashed",
-        "message": f"the training process ended with exit code {rc}",
+        "message": f"the training process {how}",
         "hint": "see the log below and train.log; out of memory is the usual cause",
         "log_tail": _tail(run_dir),
     }
-    return Outcome(JobStatus.FAILED, error=error, extra=extra)
+    return Outcome(JobStatus.FAILED, error=error, extra=extra, crashed=True)
+
+
+def describe_exit(rc: int) -> str:
+    """``was killed by SIGKILL`` or ``ended with exit code 3``."""
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"was killed by {name}"
+    return f"ended with exit code {rc}"
+
+
+def _crash_retry(session: Session, job: Job, outcome: Outcome) -> Outcome:
+    """A crashed engine's job is queued again while attempts remain (it resumes from a checkpoint)."""
+    if job.attempts >= job.max_attempts:
+        error = dict(outcome.error or {})
+        error["message"] = f"{error.get('message', 'the training process crashed')} "\
+            f"(attempt {job.attempts} of {job.max_attempts}, none left)"
+        return Outcome(JobStatus.FAILED, error=error, extra=outcome.extra)
+    job.attempts += 1
+    message = (f"{(outcome.error or {}).get('message', 'the training process crashed')}; queued again "
+               f"(attempt {job.attempts} of {job.max_attempts}) to resume from the newest valid checkpoint")
+    add_event(session, job.id, "event", {"time": time.time(), "type": "engine_crashed", "message": message,
+                                         "data": {"exit_code": outcome.extra.get("exit_code"),
+                                                  "attempt": job.attempts}})
+    return Outcome(JobStatus.QUEUED, extra={**outcome.extra, "reason": "engine crashed",
+                                            "attempt": job.attempts})
 
 
 def _complete_error(job: Job, error: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -89,22 +130,31 @@ def _complete_error(job: Job, error: dict[str, Any], run_dir: Path) -> dict[str,
     return out
 
 
-def finish(session: Session, job: Job, outcome: Outcome, run_dir: Path) -> None:
-    """Apply the outcome: outputs and results on success, then the status change."""
+def finish(session: Session, job: Job, outcome: Outcome, run_dir: Path, *, local_model: bool = True) -> None:
+    """Apply the outcome: outputs and results on success, then the status change.
+
+    ``local_model`` False (a remote provider kept the tuned model, ``tunelab.providers``):
+    the configuration is still ranked, but no collection entry points at weights that are not here.
+    """
+    if outcome.crashed:
+        outcome = _crash_retry(session, job, outcome)
     error = outcome.error
     if error is not None and error.get("code") in ("training_failed", "config_invalid"):
         error = _complete_error(job, error, run_dir)
+        if error.get("code") == "disk_full":  # nothing is lost: free the space, resume
+            outcome = Outcome(JobStatus.PAUSED, extra=outcome.extra)
     if JobStatus(outcome.status).is_terminal() and (job.save_options or {}).get("save_model") is False:
         discard_weights(session, job, run_dir)
     if outcome.status == JobStatus.COMPLETED:
         record_outputs(session, job, run_dir)
-        _record_results(session, job, run_dir)
+        _record_results(session, job, run_dir, local_model=local_model)
         job.progress = 1.0
     elif outcome.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         record_outputs(session, job, run_dir)
     set_status(session, job, outcome.status, error=error, **outcome.extra)
     if outcome.status in (JobStatus.QUEUED, JobStatus.PAUSED):
         job.requested_action = None
+    job.tail_state = {**(job.tail_state or {}), "stopping": None}
 
 
 #: What counts as weights: the engine's and transformers' tensor files, in output/ and checkpoints.
@@ -172,10 +222,10 @@ def _final_metrics(session: Session, job: Job) -> dict[str, Any]:
     return final
 
 
-def _record_results(session: Session, job: Job, run_dir: Path) -> None:
-    """Rank the configuration by its eval loss; add the tuned model to the collection if asked."""
+def _record_results(session: Session, job: Job, run_dir: Path, *, local_model: bool = True) -> None:
+    """Rank the configuration by its eval loss; add the tuned model to the collection if asked (and here)."""
     from tunelab.jobs.configurations import record_result
-    from tunelab.store.catalog import add_model
+    from tunelab.store.catalog import add_model, tuned_model_id
 
     metrics = _final_metrics(session, job)
     if metrics:
@@ -183,12 +233,13 @@ def _record_results(session: Session, job: Job, run_dir: Path) -> None:
                             configuration_id=job.configuration_id, commit=False)  # fmt: skip
         job.configuration_id = row.id
     options = job.save_options or {}
-    if options.get("save_model", True):
+    if options.get("save_model", True) and local_model:
         output = run_dir / "output"
         location = next((p for p in (output / "adapter", output / "merged", output) if p.is_dir()), output)
         add_model(
             session,
-            options.get("model_name") or f"{job.id}-tuned",
+            options.get("model_name") or tuned_model_id(str(job.config.get("model") or ""), job.name, job.id),
+            name=job.name or "",
             source="job",
             location=str(location),
             info={"job_id": job.id, "base_model": job.config.get("model"), **metrics},

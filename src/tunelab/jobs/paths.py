@@ -17,14 +17,21 @@ Everyone else gets one refusal whose text depends only on what was sent, never
 on whether the path exists, and never repeats a server path. The dataset
 service (``jobs/datasets.resolve``) and the job translation
 (``jobs/trainconfig``) both call ``server_path``; routes only pick the access.
+
+Code is the same kind of thing as a path, only more so: ``loss.loss_fn``
+(``package.module:function``) makes the engine import and run a module on the
+server. ``admit_code`` takes it from the local CLI, admitted configurations and
+admins (any admin, ``TUNELAB_ALLOW_SERVER_PATHS`` or not) and refuses everyone
+else with 403 naming the field and the scope it needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tunelab.errors import ConfigError
+from tunelab.errors import ConfigError, Forbidden
 from tunelab.settings import Settings
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "LOCAL",
     "NO_PATHS",
     "PathAccess",
+    "admit_code",
     "admit_model_name",
     "api_access",
     "is_path_like",
@@ -43,27 +51,33 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PathAccess:
-    """The server paths one caller may name: ``roots`` None means anywhere, ``()`` nowhere."""
+    """The server paths one caller may name: ``roots`` None means anywhere, ``()`` nowhere.
+
+    ``code``: the caller may name code for the engine to import (``admit_code``).
+    """
 
     roots: tuple[Path, ...] | None = ()
     relative: bool = False
+    code: bool = False
 
     @property
     def allows_paths(self) -> bool:
         return self.roots is None or bool(self.roots)
 
 
-LOCAL = PathAccess(None, relative=True)
-ADMITTED = PathAccess(None, relative=False)
+LOCAL = PathAccess(None, relative=True, code=True)
+ADMITTED = PathAccess(None, relative=False, code=True)
 NO_PATHS = PathAccess((), relative=False)
 
 
 def api_access(settings: Settings, *, admin: bool) -> PathAccess:
-    """What an API caller may name: nothing, unless an admin and ``allow_server_paths`` is set."""
-    if not admin or not settings.allow_server_paths:
+    """What an API caller may name: nothing, unless an admin and ``allow_server_paths`` is set (code: admins)."""
+    if not admin:
         return NO_PATHS
+    if not settings.allow_server_paths:
+        return PathAccess((), relative=False, code=True)
     roots = [*settings.allow_server_paths, settings.datasets_dir, settings.models_dir, settings.runs_dir]
-    return PathAccess(tuple(Path(root).expanduser().resolve() for root in roots), relative=False)
+    return PathAccess(tuple(Path(root).expanduser().resolve() for root in roots), relative=False, code=True)
 
 
 def is_path_like(value: str) -> bool:
@@ -129,3 +143,20 @@ def shown_path(path: str | Path | None, settings: Settings) -> str | None:
 def admit_model_name(value: str, field: str, access: PathAccess) -> str:
     """A model reference as the caller may give it: a name as is, a path-like value only through ``server_path``."""
     return str(server_path(value, field, access)) if is_path_like(value) else value
+
+
+def admit_code(
+    hyperparameters: dict[str, Any], access: PathAccess, prefix: str = "hyperparameters"
+) -> None:
+    """Refuse ``loss.loss_fn`` (code the engine imports) unless ``access`` may name code: 403 naming field and scope."""
+    loss = hyperparameters.get("loss")
+    if not isinstance(loss, dict) or loss.get("loss_fn") in (None, "") or access.code:
+        return
+    field = f"{prefix}.loss.loss_fn"
+    raise Forbidden(
+        f"`{field}` makes the server import and run code; a job body with the 'train' scope may not name one",
+        "send it with an 'admin' token (`tunelab tokens create NAME --scope admin`) or train locally with "
+        "`tunelab train config.yaml`; the built-in loss.label_smoothing, loss.class_weights and "
+        "loss.token_weights need no admin",
+        code="loss_fn_not_allowed", details={"field": field, "scope": "admin"},
+    )  # fmt: skip

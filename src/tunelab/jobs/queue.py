@@ -4,7 +4,9 @@ Claiming is a compare-and-swap that works the same on both databases: the
 candidate is read with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; ignored by
 SQLite, whose ``BEGIN IMMEDIATE`` already serialises writers) and then updated
 ``WHERE id = ? AND status = 'queued'``; only the transaction that changed the
-row owns the job. Highest priority first, then oldest.
+row owns the job. Highest priority first, then oldest. With the claiming
+worker's ``resources`` the candidate must also fit it (``jobs.resources.fits``,
+in the same locked query), so a GPU job is never claimed by a CPU-only worker.
 
 A worker owns a running job while ``jobs.worker_id`` is its id and the lease
 has not expired. ``heartbeat`` extends the lease and tells the worker what the
@@ -15,15 +17,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.jobs.events import add_event, set_status
+from tunelab.jobs.resources import Resources, fits_worker
 from tunelab.jobs.states import JobStatus, check_transition
-from tunelab.store.db import immediate_session
+from tunelab.store.db import begin_write, immediate_session
 from tunelab.store.models import Job, utcnow
+from tunelab.training.rundir import clean_exit
 
 
 class LeaseLost(Exception):
@@ -39,15 +44,21 @@ class Heartbeat:
 
 
 def claim_next_job(
-    factory: sessionmaker[Session], worker_id: str, *, lease_s: float, attempts: int = 3
+    factory: sessionmaker[Session], worker_id: str, *, lease_s: float, attempts: int = 3,
+    resources: Resources | None = None,
 ) -> Job | None:
-    """Claim the next queued job for ``worker_id`` (status -> running), or None if none."""
+    """Claim the next queued job for ``worker_id`` (status -> running), or None if none.
+
+    ``resources`` (the worker's GPUs, RAM, MPS) limits the claim to jobs that
+    fit them; None takes any job (an embedded worker in a test).
+    """
     for _ in range(attempts):
         session = immediate_session(factory)
         try:
             query = (
                 select(Job.id)
                 .where(Job.status == JobStatus.QUEUED.value)
+                .where(fits_worker(resources) if resources is not None else true())
                 .order_by(Job.priority, Job.created_at, Job.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -69,6 +80,7 @@ def claim_next_job(
                     heartbeat_at=now,
                     lease_expires_at=now + timedelta(seconds=lease_s),
                     requested_action=None,
+                    wait_reason=None,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -105,6 +117,7 @@ def heartbeat(
 ) -> Heartbeat:
     """Extend the lease (and set fields such as ``pid``, ``progress``); LeaseLost if not ours."""
     with factory() as session:
+        begin_write(session)  # it reads, then writes: beside another writer of the job (SQLite), wait, never fail
         job = owned_job(session, job_id, worker_id)
         now = utcnow()
         job.heartbeat_at = now
@@ -138,7 +151,22 @@ def finish_job(
 
 
 def handle_lost_job(session: Session, job: Job, reason: str) -> str:
-    """Requeue a running job whose worker is gone (attempts+1), or fail it as worker_lost."""
+    """Requeue a running job whose worker is gone (attempts+1), or fail it as worker_lost.
+
+    An engine that stopped cleanly at a checkpoint before anyone saw its exit
+    (``exit.json`` says 0 or 75: it got SIGTERM when its worker or server was
+    killed) costs no attempt; nor does a job training on a remote provider,
+    whose remote job trains on while the next worker follows it.
+    """
+    if job.provider != "local":
+        set_status(session, job, JobStatus.QUEUED, reason=f"{reason}; the remote job on provider "
+                   f"{job.provider!r} trains on and the next worker follows it", attempt=job.attempts)
+        return job.status
+    clean = clean_exit(Path(job.run_dir)) if job.run_dir else None
+    if clean is not None:
+        set_status(session, job, JobStatus.QUEUED, reason=f"{reason}; the engine had stopped cleanly at step "
+                   f"{clean.get('step')}", attempt=job.attempts, clean_exit=True)
+        return job.status
     if job.attempts >= job.max_attempts:
         set_status(
             session,

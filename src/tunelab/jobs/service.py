@@ -30,6 +30,7 @@ from tunelab.jobs.names import check_name, check_tags, check_text
 from tunelab.jobs.paths import ADMITTED, LOCAL, PathAccess
 from tunelab.jobs.states import JobStatus, check_action, check_transition, parse_priority
 from tunelab.settings import Settings, get_settings
+from tunelab.store.db import begin_write
 from tunelab.store.models import Artifact, Checkpoint, Job, JobEvent, Metric
 
 __all__ = [
@@ -76,6 +77,8 @@ def create_job(
     retry_of: str | None = None,
     configuration_id: str | None = None,
     paths: PathAccess = LOCAL,
+    provider: str = "local",
+    settings: Settings | None = None,
 ) -> Job:
     """Create a job from ``{model, dataset, hyperparameters}`` and (by default) queue it.
 
@@ -88,13 +91,18 @@ def create_job(
     ``save_options`` is ``{save_model, model_name, push_to_hub, public | make_public}``,
     plus the job's ``resources`` needs (checked by ``trainconfig.check_resources``).
     ``configuration_id`` is the saved configuration the job was made from.
+    ``provider`` is where it trains: ``local`` (this studio's engine) or a
+    provider named in ``settings`` (the caller's, else the process's; ``tunelab.providers.registry``).
     """
     from tunelab.jobs.trainconfig import check_resources, validate_job_config
+    from tunelab.providers.registry import check_provider, check_remote_config
 
     check_name(name, "name")  # a label, never a path: run folders are named from the job id
     check_text(description, "description")
     tags = check_tags(list(tags or ()), "tags")
+    provider = check_provider(provider, settings or get_settings())
     config = validate_job_config(session, config, paths)
+    check_remote_config(provider, config)
     save_options = dict(save_options or {})
     if "resources" in save_options:
         save_options["resources"] = check_resources(save_options["resources"], config)
@@ -118,6 +126,7 @@ def create_job(
         status=JobStatus.CREATED.value,
         retry_of=retry_of,
         configuration_id=configuration_id,
+        provider=provider,
     )
     session.add(job)
     session.flush()
@@ -136,6 +145,12 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
+def _job_for_write(session: Session, job_id: str) -> Job:
+    """The job, read in a transaction that holds the write lock (``store.db.begin_write``)."""
+    begin_write(session)
+    return get_job(session, job_id)
+
+
 def list_jobs(
     session: Session,
     *,
@@ -145,20 +160,27 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Job], int]:
-    """Jobs newest first, filtered by status(es), tag and name substring; returns (page, total)."""
-    query = select(Job)
+    """Jobs newest first, filtered by status(es), tag and name substring; returns (page, total).
+
+    Without a tag the page and the total are two SQL queries (LIMIT/OFFSET and
+    COUNT), so a studio with thousands of jobs loads only the rows it returns;
+    tags are a JSON list, matched in Python over the filtered rows.
+    """
+    conditions = []
     if status:
         statuses = [status] if isinstance(status, str) else list(status)
         for value in statuses:
             if value not in JobStatus._value2member_map_:
                 _bad_status(value)
-        query = query.where(Job.status.in_(statuses))
+        conditions.append(Job.status.in_(statuses))
     if search:
-        query = query.where(Job.name.contains(search))
-    rows = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id)))
-    if tag:
-        rows = [job for job in rows if tag in (job.tags or [])]
+        conditions.append(Job.name.contains(search))
     limit = max(1, min(limit, MAX_PAGE))
+    ordered = select(Job).where(*conditions).order_by(Job.created_at.desc(), Job.id)
+    if not tag:
+        total = session.scalar(select(func.count(Job.id)).where(*conditions)) or 0
+        return list(session.scalars(ordered.limit(limit).offset(offset))), int(total)
+    rows = [job for job in session.scalars(ordered) if tag in (job.tags or [])]
     return rows[offset : offset + limit], len(rows)
 
 
@@ -170,7 +192,7 @@ def _bad_status(value: str) -> None:
 
 def pause_job(session: Session, job_id: str) -> Job:
     """Ask the worker to checkpoint and stop; the job becomes ``paused`` when the engine exits."""
-    job = get_job(session, job_id)
+    job = _job_for_write(session, job_id)
     check_transition(job.id, job.status, JobStatus.PAUSED)  # ACTIONS["pause"]: running only
     if job.requested_action not in (None, "pause"):
         raise Conflict(f"job {job.id} is already being {job.requested_action}led", "wait for it")
@@ -187,8 +209,12 @@ def resume_job(session: Session, job_id: str) -> Job:
     giving a job back, never a user action: requeueing a running job would let a
     second worker start it while the first still trains.
     """
-    job = get_job(session, job_id)
+    job = _job_for_write(session, job_id)
     check_action(job.id, job.status, "resume")
+    if job.source == "cli":  # its checkpoint is in the terminal's run folder (jobs/cli_runs.py)
+        command = (job.save_options or {}).get("resume_command") or "tunelab train CONFIG --run-dir RUN_DIR"
+        raise Conflict(f"job {job.id} was trained by `tunelab train`; the studio cannot resume it",
+                       f"continue it where it ran: {command}")
     set_status(session, job, JobStatus.QUEUED)
     job.requested_action = None
     session.commit()
@@ -197,7 +223,7 @@ def resume_job(session: Session, job_id: str) -> Job:
 
 def cancel_job(session: Session, job_id: str) -> Job:
     """Cancel now (created/queued/paused) or ask the worker to stop the engine (running)."""
-    job = get_job(session, job_id)
+    job = _job_for_write(session, job_id)
     if job.status == JobStatus.RUNNING:
         check_transition(job.id, job.status, JobStatus.CANCELLED)
         job.requested_action = "cancel"
@@ -225,8 +251,15 @@ def _intervene(session: Session, job_id: str, action: str, **data: Any) -> tuple
     ``stopped_early``). Refused once a pause or cancel is on its way: that
     engine is about to stop.
     """
-    job = get_job(session, job_id)
+    job = _job_for_write(session, job_id)
     check_action(job.id, job.status, action)
+    if job.provider != "local":  # nothing relays these to a remote service (OpenAI's API has no such calls)
+        raise Conflict(
+            f"job {job.id} trains on provider {job.provider!r}; {action.replace('_', ' ')} reaches only this "
+            "studio's own engine",
+            "pause or cancel it instead (both are sent to the provider)",
+            details={"job_id": job.id, "provider": job.provider},
+        )
     if job.requested_action in ("pause", "cancel"):
         raise Conflict(
             f"job {job.id} is already being {job.requested_action}led",
@@ -314,7 +347,7 @@ def retry_job(session: Session, job_id: str) -> Job:
     Terminal jobs never change state (DESIGN.md), so a retry is a fresh job with
     a fresh run directory and its own attempts.
     """
-    old = get_job(session, job_id)
+    old = _job_for_write(session, job_id)
     check_action(old.id, old.status, "retry")
     return create_job(
         session,
@@ -329,6 +362,7 @@ def retry_job(session: Session, job_id: str) -> Job:
         retry_of=old.id,
         configuration_id=old.configuration_id,
         paths=ADMITTED,  # admitted when the first job was made; its paths are already absolute
+        provider=old.provider,
     )
 
 
@@ -336,7 +370,7 @@ def delete_job(
     session: Session, job_id: str, *, delete_files: bool = True, settings: Settings | None = None
 ) -> None:
     """Delete a finished job with its events, metrics and (by default) its run directory."""
-    job = get_job(session, job_id)
+    job = _job_for_write(session, job_id)
     if not JobStatus(job.status).is_terminal() and job.status != JobStatus.CREATED:
         raise Conflict(
             f"job {job.id} is '{job.status}'; cancel it before deleting",
@@ -401,7 +435,10 @@ def compare_jobs(
     Beside logged metrics, the job totals of ``jobs.usage`` (``final_loss``,
     ``training_time``, ``gpu_hours``, ``cost``) come in the same shape with
     ``final`` = ``best`` = the total and no curve; for a completed job none is null.
+    Each job also carries its effective ``hyperparameters`` (dotted names) and
+    ``differing`` names those not the same in every job (``jobs.comparison``).
     """
+    from tunelab.jobs.comparison import differing, hyperparameters
     from tunelab.jobs.usage import TOTALS, job_usage
 
     columns = {c.key for c in Metric.__table__.columns} - {"id", "job_id", "data", "created_at"}
@@ -409,7 +446,8 @@ def compare_jobs(
     for job_id in job_ids:
         job = get_job(session, job_id)
         rows = list_metrics(session, job_id)
-        entry: dict[str, Any] = {"id": job.id, "name": job.name, "status": job.status}
+        entry: dict[str, Any] = {"id": job.id, "name": job.name, "status": job.status,
+                                 "hyperparameters": hyperparameters(job)}  # fmt: skip
         totals = job_usage(session, job, rows, settings) if set(metrics) & set(TOTALS) else {}
         for metric in metrics:
             if metric in TOTALS:
@@ -428,6 +466,7 @@ def compare_jobs(
                 "values": [value for _, value in points],
             }
         out["jobs"].append(entry)
+    out["differing"] = differing([entry["hyperparameters"] for entry in out["jobs"]])
     return out
 
 

@@ -37,6 +37,7 @@ METRIC_COLUMNS = {
     "loss": "loss",
     "train_loss": "loss",
     "eval_loss": "eval_loss",
+    "valid_loss": "eval_loss",  # OpenAI's name (metrics events of a remote provider)
     "learning_rate": "learning_rate",
     "lr": "learning_rate",
     "grad_norm": "grad_norm",

@@ -17,6 +17,7 @@ saved configuration, and a job's resource needs.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from tunelab.errors import ConfigError, NotFound
 from tunelab.jobs import datasets
-from tunelab.jobs.paths import ADMITTED, LOCAL, PathAccess, is_path_like, server_path
+from tunelab.jobs.paths import ADMITTED, LOCAL, PathAccess, admit_code, is_path_like, server_path
 from tunelab.models import BUILTIN_MODELS
 from tunelab.store.models import ModelEntry
 
@@ -127,6 +128,18 @@ def resolve_resume_from(value: Any, paths: PathAccess) -> Any:
     return str(server_path(value, "hyperparameters.resume_from", paths))
 
 
+def _mix_datasets(hyper: dict[str, Any], convert: Callable[[str, str], str]) -> None:
+    """``convert(value, field)`` on every ``dataset_mix`` entry's dataset: the same rules as for ``dataset``."""
+    mix = hyper.get("dataset_mix")
+    if not isinstance(mix, list):
+        return  # not a list: TrainConfig's validation names the problem
+    hyper["dataset_mix"] = [
+        {**entry, "dataset": convert(entry["dataset"], f"hyperparameters.dataset_mix.{i}.dataset")}
+        if isinstance(entry, dict) and isinstance(entry.get("dataset"), str) and entry["dataset"] else entry
+        for i, entry in enumerate(mix)
+    ]
+
+
 def admit_job_config(session: Session, config: dict[str, Any], paths: PathAccess) -> dict[str, Any]:
     """The configuration to store: names unchanged, every server path checked against ``paths`` and made absolute.
 
@@ -134,9 +147,11 @@ def admit_job_config(session: Session, config: dict[str, Any], paths: PathAccess
     so a relative name can never turn into a path on another machine or later.
     """
     hyper = dict(config["hyperparameters"])
+    admit_code(hyper, paths)  # loss.loss_fn is code: admins and the local CLI only (403 otherwise)
     if isinstance(hyper.get("eval_dataset"), str) and hyper["eval_dataset"]:
         hyper["eval_dataset"] = datasets.admit(session, hyper["eval_dataset"], paths=paths,
                                                field="hyperparameters.eval_dataset")  # fmt: skip
+    _mix_datasets(hyper, lambda value, field: datasets.admit(session, value, paths=paths, field=field))
     if "resume_from" in hyper:
         hyper["resume_from"] = resolve_resume_from(hyper["resume_from"], paths)
     model = config["model"]
@@ -156,6 +171,7 @@ def admit_saved_configuration(session: Session, config: dict[str, Any], paths: P
     so saving answers the same whether a path exists or not.
     """
     hyper = dict(config["hyperparameters"])
+    admit_code(hyper, paths)
 
     def dataset(value: Any, field: str) -> Any:
         if isinstance(value, str) and is_path_like(value) and not datasets.is_stored(session, value):
@@ -164,6 +180,7 @@ def admit_saved_configuration(session: Session, config: dict[str, Any], paths: P
 
     if "eval_dataset" in hyper:
         hyper["eval_dataset"] = dataset(hyper["eval_dataset"], "hyperparameters.eval_dataset")
+    _mix_datasets(hyper, dataset)
     if "resume_from" in hyper:
         hyper["resume_from"] = resolve_resume_from(hyper["resume_from"], paths)
     model = config["model"]
@@ -189,6 +206,7 @@ def build_train_config(
     if isinstance(data.get("eval_dataset"), str) and data["eval_dataset"]:
         data["eval_dataset"] = datasets.resolve(session, data["eval_dataset"], paths=paths,
                                                 field="hyperparameters.eval_dataset")  # fmt: skip
+    _mix_datasets(data, lambda value, field: datasets.resolve(session, value, paths=paths, field=field))
     if "resume_from" in data:
         data["resume_from"] = resolve_resume_from(data["resume_from"], paths)
     data.setdefault("name", name[:100] or "run")

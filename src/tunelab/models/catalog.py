@@ -59,6 +59,11 @@ class ModelInfo(BaseModel):
     path: str | None = Field(default=None, description="Local folder, when on disk.")
     available: bool = Field(default=False, description="Usable now without network access.")
     description: str = Field(default="", description="One line for listings.")
+    task: str = Field(
+        default="causal_lm",
+        description="Model family, what `task: auto` trains it as: causal_lm, seq2seq (T5, BART), "
+        "classification or regression (encoders such as BERT).",
+    )
 
 
 # The built-in model's facts, measured on its converted safetensors copy.
@@ -167,6 +172,43 @@ def _readme_licence(folder: Path) -> str | None:
     return match.group(1) if match else None
 
 
+#: ``model_type``s of encoder-only models (no generation): classifiers and regressors.
+ENCODER_TYPES = frozenset({
+    "bert", "roberta", "xlm-roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+    "camembert", "modernbert", "mpnet", "ernie", "xlm", "funnel", "megatron-bert", "nomic_bert",
+})  # fmt: skip
+
+
+def task_from_config(config: dict[str, Any]) -> str:
+    """The task a model's config.json is built for (what ``task: auto`` trains).
+
+    A saved classification head wins (its ``problem_type`` tells regression
+    apart); an encoder-decoder is seq2seq; an encoder-only architecture is a
+    classifier; anything else generates text left to right.
+    """
+    architectures = config.get("architectures") or []
+    if any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        return "regression" if config.get("problem_type") == "regression" else "classification"
+    if config.get("is_encoder_decoder"):
+        return "seq2seq"
+    if config.get("model_type") in ENCODER_TYPES:
+        return "classification"
+    return "causal_lm"
+
+
+# The Hub's pipeline tags that name a task tunelab trains; other tags leave the family unknown
+# until the model's config.json is read (``task_from_config``).
+_PIPELINE_TASKS = {
+    "text-generation": "causal_lm", "text2text-generation": "seq2seq", "summarization": "seq2seq",
+    "translation": "seq2seq", "text-classification": "classification",
+}  # fmt: skip
+
+
+def task_from_pipeline(pipeline_tag: str | None) -> str | None:
+    """The task a Hub search result is trained as, from its pipeline tag alone; None when the tag does not say."""
+    return _PIPELINE_TASKS.get(pipeline_tag or "")
+
+
 def read_folder_info(folder: Path, *, id: str, source: ModelSource, **extra: Any) -> ModelInfo:
     """ModelInfo for a Hugging Face model folder, from its config and headers only."""
     config_path = folder / "config.json"
@@ -199,6 +241,7 @@ def read_folder_info(folder: Path, *, id: str, source: ModelSource, **extra: Any
         "path": str(folder),
         "available": True,
         "dtype": config.get("dtype") or config.get("torch_dtype"),
+        "task": task_from_config(config),
         **counts,
         **extra,
     }

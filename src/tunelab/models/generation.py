@@ -12,7 +12,7 @@ transformers at import time.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Event, Thread
 from typing import Any
 
@@ -22,6 +22,9 @@ from tunelab.errors import InvalidInput
 # A model whose template writes one of them ends its reply with it, even where the
 # tokenizer's eos and the generation config name another token.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>")
+#: OpenAI's limits on ``stop``: four strings; ours also bounds their length (checked each token).
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,15 @@ class Sampling:
     top_p: float = 1.0
     top_k: int | None = None
     seed: int | None = None
+    stop: tuple[str, ...] = ()  # text that ends the reply (not included), OpenAI's `stop`
 
     def check(self) -> None:
         """Refuse values ``generate`` would reject later with a less helpful message."""
+        if len(self.stop) > MAX_STOP_STRINGS or any(not s or len(s) > MAX_STOP_CHARS for s in self.stop):
+            raise InvalidInput(
+                f"stop takes at most {MAX_STOP_STRINGS} strings of 1 to {MAX_STOP_CHARS} characters.",
+                hint='e.g. "stop": ["\\n\\n", "User:"].',
+            )
         if self.max_new_tokens < 1:
             raise InvalidInput("max_new_tokens must be at least 1.", hint="e.g. 256.")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
@@ -75,6 +84,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    token_ids: list[int] = field(default_factory=list, compare=False)  # the reply's ids (decoder only)
 
 
 def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -106,16 +116,27 @@ def _pad_id(tokenizer: Any, stop_ids: list[int]) -> int:
     return stop_ids[0] if stop_ids else 0
 
 
-def _encode(tokenizer: Any, prompt: str) -> list[int]:
-    """Prompt ids without special tokens: the rendered template already holds them."""
-    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+def _encode(tokenizer: Any, prompt: str, special: bool = False) -> list[int]:
+    """Prompt ids without special tokens: the rendered template already holds them.
+
+    An encoder-decoder's source has no template: its tokenizer adds the special
+    tokens (T5's ``</s>``, BART's ``<s>...</s>``), as in training (``special``).
+    """
+    return list(tokenizer(prompt, add_special_tokens=special)["input_ids"])
 
 
-def _left_padded(rows: list[list[int]], pad_id: int, device: Any) -> dict[str, Any]:
+def is_encoder_decoder(model: Any) -> bool:
+    """T5, BART and kin: the prompt goes to the encoder and the reply is the whole decoder output."""
+    return bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
+
+
+def _left_padded(rows: list[list[int]], pad_id: int, device: Any, right: bool = False) -> dict[str, Any]:
     """Input ids and attention mask with padding on the left, so every row's reply starts at the same column.
 
     Padding by hand instead of through the tokenizer leaves the tokenizer (shared
     by concurrent requests) untouched and works for tokenizers without a pad token.
+    ``right`` pads an encoder's input on the right instead (BART's learned
+    positions would shift under left padding; its reply starts in the decoder).
     """
     import torch
 
@@ -124,8 +145,9 @@ def _left_padded(rows: list[list[int]], pad_id: int, device: Any) -> dict[str, A
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         if row:
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
+            at = slice(0, len(row)) if right else slice(width - len(row), width)
+            ids[i, at] = torch.tensor(row, dtype=torch.long)
+            mask[i, at] = 1
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
@@ -203,12 +225,13 @@ def generate(
     try:
         with torch.no_grad():
             for start in range(0, len(prompts), max(1, batch_size)):
-                rows = [_encode(tokenizer, p) for p in prompts[start : start + max(1, batch_size)]]
-                inputs = _left_padded(rows, pad, device)
+                seq2seq = is_encoder_decoder(model)
+                rows = [_encode(tokenizer, p, seq2seq) for p in prompts[start : start + max(1, batch_size)]]
+                inputs = _left_padded(rows, pad, device, right=seq2seq)
                 generated = model.generate(
                     **inputs, **sampling.generate_kwargs(), eos_token_id=stops or None, pad_token_id=pad, **stopping
                 )
-                width = inputs["input_ids"].shape[1]
+                width = 1 if seq2seq else inputs["input_ids"].shape[1]  # seq2seq: skip the decoder's start token
                 for row, ids in zip(rows, generated, strict=True):
                     out.append(_finish(tokenizer, ids[width:].tolist(), len(row), stops, sampling.max_new_tokens))
     finally:
@@ -240,7 +263,7 @@ def stream(
     sampling.check()
     stops = stop_token_ids(model, tokenizer) if stop_ids is None else stop_ids
     pad = _pad_id(tokenizer, stops)
-    inputs = _left_padded([_encode(tokenizer, prompt)], pad, _device(model))
+    inputs = _left_padded([_encode(tokenizer, prompt, is_encoder_decoder(model))], pad, _device(model))
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     failures: list[BaseException] = []
     closed = Event()

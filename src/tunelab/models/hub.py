@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from tunelab.models.catalog import BUILTIN_MODELS, ModelInfo, is_hub_id
+from tunelab.models.catalog import BUILTIN_MODELS, ModelInfo, is_hub_id, task_from_pipeline
 from tunelab.models.categories import (
     categorize,
     display_name,
@@ -78,6 +78,10 @@ class ModelResult(BaseModel):
         "parameters times the stored dtype for local models.",
     )  # fmt: skip
     pipeline_tag: str | None = Field(default=None, description="The Hub's task tag, e.g. text-generation.")
+    task: str | None = Field(
+        default=None, description="Model family, what `task: auto` trains it as (causal_lm, seq2seq, classification, "
+        "regression): from config.json for local models, the pipeline tag for Hub results; null when unknown.",
+    )  # fmt: skip
     gated: bool = Field(default=False, description="The Hub requires accepting a licence (and HF_TOKEN) to download.")
     source: Literal["hub", "builtin", "pulled", "collection"] = Field(
         description="Where this entry came from: the Hub, tunelab's built-in model, a pulled model, or only the collection."
@@ -146,7 +150,9 @@ def offline_reason() -> str | None:
             return f"tunelab is offline ({name} is set)"
     from huggingface_hub import constants
 
-    if constants.is_offline_mode():
+    # huggingface_hub 1.x asks a function; 0.x only has the flag read at import time.
+    is_offline = getattr(constants, "is_offline_mode", None)
+    if is_offline() if is_offline else constants.HF_HUB_OFFLINE:
         return "huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when the server started)"
     return None
 
@@ -252,7 +258,7 @@ def from_hub(info: Any) -> ModelResult:
         id=info.id, name=display_name(info.id), provider=provider, category=category,
         parameters=size_text, parameter_count=count, downloads=info.downloads, likes=info.likes,
         description=description, license=license_ if isinstance(license_, str) else None, size_bytes=size,
-        pipeline_tag=info.pipeline_tag, gated=gated, source="hub",
+        pipeline_tag=info.pipeline_tag, task=task_from_pipeline(info.pipeline_tag), gated=gated, source="hub",
     )  # fmt: skip
 
 
@@ -265,7 +271,7 @@ def from_local(info: ModelInfo, *, source: Literal["builtin", "pulled"]) -> Mode
         id=info.id, name=display_name(model_id), provider=provider_for(model_id),
         category=categorize(model_id, parameter_count=count), parameters=parameters_text(count),
         parameter_count=count, description=info.description, license=info.licence,
-        size_bytes=count * width if count else None, source=source, available=info.available,
+        size_bytes=count * width if count else None, source=source, available=info.available, task=info.task,
     )  # fmt: skip
 
 
@@ -279,7 +285,7 @@ def from_collection(entry: Mapping[str, Any]) -> ModelResult:
         "id": entry["id"], "name": entry.get("name") or display_name(entry["id"]),
         "provider": provider_for(entry["id"]), "category": categorize(entry["id"], parameter_count=count),
         "parameters": parameters_text(count), "parameter_count": count,
-        "description": info.get("description", ""), "license": info.get("licence"),
+        "description": info.get("description", ""), "license": info.get("licence"), "task": info.get("task"),
     }  # fmt: skip
     fields = set(ModelResult.model_fields) - {"source", "in_collection", "available", "name"}
     base |= {k: v for k, v in stored.items() if k in fields and v is not None}

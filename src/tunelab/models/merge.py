@@ -13,7 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tunelab.models.loading import load_adapter, load_base_model
+from tunelab.models.loading import (
+    ModelParts,
+    folder_task,
+    load_adapter,
+    load_base_model,
+    read_labels,
+)
 
 
 def merge_adapter(base: str | Path, adapter: str | Path, precision: str, *, tokenizer: Any = None) -> Any:
@@ -24,6 +30,8 @@ def merge_adapter(base: str | Path, adapter: str | Path, precision: str, *, toke
     """
     from tunelab.models.precision import torch_dtype
 
-    model = load_base_model(base, precision="fp32")
+    task = folder_task(ModelParts(Path(base), Path(adapter), Path(base)))  # a classifier keeps its head
+    saved = read_labels(adapter)
+    model = load_base_model(base, precision="fp32", task=task, labels=saved.get("labels") if saved else None)
     model = load_adapter(model, adapter, tokenizer=tokenizer).merge_and_unload()
     return model.to(torch_dtype(precision))

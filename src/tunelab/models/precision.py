@@ -67,9 +67,11 @@ class Resolved:
 
 
 def resolve_device(requested: str = "auto") -> str:
-    """``cuda`` when asked for, or when ``auto`` and a GPU is visible; else ``cpu``."""
-    if requested not in ("auto", "cpu", "cuda"):
-        raise InvalidInput(f"Unknown device {requested!r}.", hint="Use one of auto, cpu, cuda.")
+    """``cuda`` when asked for, or when ``auto`` and a GPU is visible; ``mps`` only when asked for; else ``cpu``."""
+    if requested not in ("auto", "cpu", "cuda", "mps"):
+        raise InvalidInput(f"Unknown device {requested!r}.", hint="Use one of auto, cpu, cuda, mps.")
+    if requested == "mps":
+        return "mps"  # Apple silicon; preflight checks torch.backends.mps
     if requested == "cuda" or (requested == "auto" and cuda_available()):
         return "cuda"
     return "cpu"
@@ -111,7 +113,8 @@ def resolve(
     chosen = resolve_device(device)
     cuda_bf16 = cuda_bf16_supported()
     cpu_bf16 = cpu_bf16_supported()
-    native = cuda_bf16 if chosen == "cuda" else cpu_bf16
+    # MPS runs bf16, but not as a native fast path on every Mac: auto keeps fp32 there.
+    native = cuda_bf16 if chosen == "cuda" else (False if chosen == "mps" else cpu_bf16)
     picked = choose_precision(
         precision, device=chosen, native_bf16=native, full_weights=full_weights, quantized=quantized
     )

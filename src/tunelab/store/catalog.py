@@ -181,6 +181,28 @@ def add_model(
     return entry
 
 
+def tuned_model_id(base_model: str, name: str, job_id: str) -> str:
+    """The collection id of a job's tuned model: ``ft:<base>:<name>:<job id>``, OpenAI's shape.
+
+    People know a tuned model by the job's name and its base, not by a job id
+    alone; the job id keeps the id unique when two jobs share a name. A base
+    given as a folder shows as the folder's name, and ``:`` inside the parts
+    becomes ``-`` so the id splits back into its four parts.
+    """
+    base = base_model.rstrip("/").rsplit("/", 1)[-1] if base_model.startswith(("/", ".", "~")) else base_model
+    parts = [part.replace(":", "-") for part in (base or "model", name or "tuned", job_id)]
+    return "ft:" + ":".join(parts)
+
+
+def find_model(session: Session, name: str) -> ModelEntry | None:
+    """The collection entry called ``name``: by id, else the newest entry with that display name."""
+    entry = session.get(ModelEntry, name)
+    if entry is not None:
+        return entry
+    query = select(ModelEntry).where(ModelEntry.name == name).order_by(ModelEntry.added_at.desc())
+    return session.scalars(query).first()
+
+
 def get_model(session: Session, model_id: str) -> ModelEntry:
     entry = session.get(ModelEntry, model_id)
     if entry is None:

@@ -14,6 +14,7 @@ taken before the read, which makes the claim a compare-and-swap.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tunelab.errors import DatabaseUnavailable
+from tunelab.errors import DatabaseUnavailable, HomeUnwritable
 from tunelab.settings import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -128,16 +129,23 @@ def _pool_args(pool: PoolConfig | None, *, size: int, overflow: int) -> dict[str
     return {"pool_size": pool.size, "max_overflow": pool.overflow, "pool_timeout": pool.timeout_s}
 
 
+def _sqlite_pool_args(pool: PoolConfig | None) -> dict[str, Any]:
+    args = _pool_args(pool, size=5, overflow=10)
+    return {**args, "pool_size": args["pool_size"] + args["max_overflow"], "max_overflow": 0}
+
+
 def _create(url: str, pool: PoolConfig | None) -> Engine:
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         on_disk = bool(path) and path != ":memory:" and "mode=memory" not in path
         if on_disk:
             _sqlite_folder(Path(path))
-        extra = _pool_args(pool, size=5, overflow=10) if on_disk else {}  # memory: one connection per thread
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True, **extra
-        )
+        # On disk, every connection the limits allow is kept once opened (size + overflow; the same total):
+        # one costs a file handle, while opening one (its PRAGMAs) cost more than the query it served, and
+        # under API load the overflow was opened and closed again all the time. No pre-ping: no server can
+        # drop a connection to a file, and the ping was a statement per checkout.
+        extra = _sqlite_pool_args(pool) if on_disk else {}  # memory: one connection per thread
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **extra)
         _sqlite_hooks(engine)
         return engine
     try:
@@ -165,12 +173,31 @@ def _sqlite_folder(path: Path) -> None:
         return
     home = get_settings().home.expanduser().resolve()
     if folder.resolve().is_relative_to(home):
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         return
     raise DatabaseUnavailable(
         f"the folder of the SQLite database {str(path)!r} does not exist",
         hint=f"create {str(folder)!r} first, or {_URL_HINT}",
     )
+
+
+def make_folder(folder: Path) -> Path:
+    """Create a folder of the tunelab home, or say in one line why it cannot be and what to do.
+
+    A home that is read-only, on a missing mount or under a file would
+    otherwise surface as a traceback from deep inside whatever touched it first.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".tunelab-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise HomeUnwritable(
+            f"cannot write to {str(folder)!r}: {exc.strerror or exc}",
+            hint="point TUNELAB_HOME at a folder you can write to (default ~/.tunelab), or fix its permissions",
+        ) from None
+    return folder
 
 
 def init_db(url: str | None = None) -> Engine:
@@ -192,9 +219,11 @@ def init_db(url: str | None = None) -> Engine:
                 command.upgrade(config, "head")
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
+            check = ("check that the database file's folder is writable" if is_sqlite(url)
+                     else "check that the database server is running and the URL is right")  # fmt: skip
             raise DatabaseUnavailable(
                 f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {reason}",
-                hint="check that the database server is running and the URL is right; " + _URL_HINT,
+                hint=f"{check}; " + _URL_HINT,
             ) from exc
         _upgraded.add(url)
     return engine
@@ -234,3 +263,17 @@ def immediate_session(factory: sessionmaker[Session]) -> Session:
     if is_sqlite(bind):  # type: ignore[arg-type]
         session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     return session
+
+
+def begin_write(session: Session) -> None:
+    """Start ``session``'s transaction with SQLite's write lock, for a unit of work that reads, then writes.
+
+    A deferred SQLite transaction that has read cannot become a writer once
+    another connection has committed since its read began (a worker's heartbeat
+    every tick does): SQLite answers "database is locked" at once, without
+    waiting for ``busy_timeout``. Taking the lock at BEGIN makes the request
+    wait its turn instead. A no-op on other databases and once the session's
+    transaction has begun.
+    """
+    if not session.in_transaction() and is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})

@@ -147,6 +147,12 @@ class Job(Base):
     save_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     configuration_id: Mapped[str | None] = mapped_column(String(64))
     retry_of: Mapped[str | None] = mapped_column(String(64))
+    # Where the job came from: "studio" (API, dashboard, SDK) or "cli" (a
+    # `tunelab train` run recorded so it shows in the dashboard and compare).
+    source: Mapped[str] = mapped_column(String(16), default="studio", server_default="studio")
+    # Set by the job's automatic evaluation: true when the tuned model answers fewer
+    # retention-probe questions right than its base (null: not evaluated).
+    regression: Mapped[bool | None] = mapped_column(Boolean)
     priority: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(16), default="created", index=True)
     requested_action: Mapped[str | None] = mapped_column(String(16))
@@ -162,16 +168,39 @@ class Job(Base):
     progress: Mapped[float | None] = mapped_column(Float)
     global_step: Mapped[int | None] = mapped_column(Integer)
     tail_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Why a queued job is not claimed ("waiting for resources: needs 1 GPU, workers have none"); 0009.
+    wait_reason: Mapped[str | None] = mapped_column(Text)
+    # Where the job trains: "local" (this studio's engine) or a provider named in the settings; 0010.
+    provider: Mapped[str] = mapped_column(String(64), default="local", server_default="local")
+    # A remote job's ids, the newest remote event stored, its checkpoints and tuned model (tunelab.providers).
+    remote: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def stopping(self) -> dict[str, Any] | None:
+        """While a running job is being paused/cancelled: ``{action, after_step}`` ("pausing after step N").
+
+        The worker writes it into ``tail_state`` from the engine's heartbeat;
+        before its next tick the request alone gives the action and the
+        engine's last heartbeat the step.
+        """
+        if self.status != "running":
+            return None
+        state = self.tail_state or {}
+        if state.get("stopping"):
+            return state["stopping"]
+        if self.requested_action in ("pause", "cancel"):
+            return {"action": self.requested_action, "after_step": (state.get("engine") or {}).get("stop_after")}
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
         out.pop("tail_state", None)
         out["priority"] = PRIORITY_NAMES.get(self.priority, str(self.priority))
         out["jobUid"] = self.id  # the workflow guide's name for the id
+        out["stopping"] = self.stopping()
         out["resources"] = (self.save_options or {}).get("resources")
         return out
 
@@ -250,6 +279,26 @@ class ResourceSample(Base):
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
+class WorkerRecord(Base):
+    """A worker process and what it can run, renewed with its heartbeat (``tunelab.jobs.resources``; 0009)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200), default="")
+    pid: Mapped[int | None] = mapped_column(Integer)
+    gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{index, name, memory_total}]
+    gpu_count: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_memory_total: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes, all GPUs together
+    cpu_count: Mapped[int] = mapped_column(Integer, default=1)
+    ram_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    mps: Mapped[bool] = mapped_column(Boolean, default=False)
+    current_job_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class ApiToken(Base):
     """A bearer token, stored only as its SHA-256 hash."""
 
@@ -316,3 +365,185 @@ class NotificationChannel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Sweep(Base):
+    """A hyperparameter search; its Optuna study (``study_name``) lives in the same database.
+
+    ``driver_id`` / ``driver_lease_expires_at`` let one sweep driver at a time
+    (of any number of ``tunelab serve`` processes) ask for trials, so trials are
+    never created twice.
+    """
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(300))
+    dataset: Mapped[str] = mapped_column(String(300))
+    base: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    search: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sampler: Mapped[str] = mapped_column(String(16))
+    pruner: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    objective: Mapped[str] = mapped_column(String(100), default="eval_loss")
+    direction: Mapped[str] = mapped_column(String(16), default="minimize")
+    n_trials: Mapped[int | None] = mapped_column(Integer)
+    budget_minutes: Mapped[float | None] = mapped_column(Float)
+    parallel: Mapped[int] = mapped_column(Integer, default=1)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    mode: Mapped[str] = mapped_column(String(16), default="manual")
+    proposal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    study_name: Mapped[str] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    best_trial: Mapped[int | None] = mapped_column(Integer)
+    best_value: Mapped[float | None] = mapped_column(Float)
+    best_configuration_id: Mapped[str | None] = mapped_column(String(64))
+    driver_id: Mapped[str | None] = mapped_column(String(200))
+    driver_lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SweepTrial(Base):
+    """One trial of a sweep and the one job that runs it (unique both ways: exactly once)."""
+
+    __tablename__ = "sweep_trials"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number", name="uq_sweep_trials_sweep_number"),
+        UniqueConstraint("job_id", name="uq_sweep_trials_job"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    optuna_trial_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    value: Mapped[float | None] = mapped_column(Float)
+    reported_step: Mapped[int | None] = mapped_column(Integer)
+    intermediate: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Evaluation(Base):
+    """One evaluation of a model (against another or its base) on a dataset and/or the retention probe.
+
+    ``summary`` holds everything but the per-row results (metrics per side,
+    retention, judge summary, timings); ``rows`` holds each row's prompt,
+    reference, generations and scores, read only when one evaluation is shown.
+    """
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | cli | job
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(Text)
+    against: Mapped[str | None] = mapped_column(Text)
+    dataset: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    regression: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def to_dict(self, rows: bool = False) -> dict[str, Any]:
+        out = super().to_dict()
+        if not rows:
+            out.pop("rows", None)
+        return out
+
+
+class Rating(Base):
+    """A person's verdict on one evaluation row for a pair of sides: ``side_a`` is better, worse or tie.
+
+    Sides are the evaluation's keys (``model``, ``against``, ``against_2`` ...),
+    stored in side order (a verdict given the other way round is flipped), so
+    one rater has one verdict per row and pair: rating again replaces it.
+    """
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint(
+            "evaluation_id",
+            "row_index",
+            "side_a",
+            "side_b",
+            "rater",
+            name="uq_ratings_row_pair_rater",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[str] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="CASCADE"), index=True
+    )
+    row_index: Mapped[int] = mapped_column(Integer)
+    side_a: Mapped[str] = mapped_column(String(32))
+    side_b: Mapped[str] = mapped_column(String(32))
+    verdict: Mapped[str] = mapped_column(String(8))  # better | worse | tie (side_a against side_b)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rater: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Experiment(Base):
+    """An A/B experiment: variants (models the registry serves) with a traffic split; ``exp:<name>`` in chat.
+
+    ``variants`` is a list of ``{name, model, weight}`` whose weights sum to 1
+    (``serving.experiments.check_variants``); ``status`` is running or stopped.
+    """
+
+    __tablename__ = "experiments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExperimentRequest(Base):
+    """One chat request an experiment routed: which variant answered, for whom, how fast; its feedback."""
+
+    __tablename__ = "experiment_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
+    response_id: Mapped[str] = mapped_column(String(64), unique=True)
+    variant: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str | None] = mapped_column(String(200))
+    latency_s: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[str | None] = mapped_column(String(8))  # up | down
+    score: Mapped[float | None] = mapped_column(Float)  # 1-5
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Ensemble(Base):
+    """A named group of models served and evaluated as one (``ens:<name>``): averaged probabilities or a vote."""
+
+    __tablename__ = "ensembles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    method: Mapped[str] = mapped_column(String(16), default="average")  # average | vote
+    members: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

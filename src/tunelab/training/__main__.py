@@ -1,7 +1,8 @@
 """``python -m tunelab.training RUN_DIR``: run the config in RUN_DIR, exit with a code.
 
 This is the job worker's entry point; see ``exit_codes`` for the meaning of the
-exit status. Progress goes to the run directory; one line per event to stderr.
+exit status, also written to ``RUN_DIR/exit.json`` as the engine exits. Progress goes
+to the run directory; one line per event to stderr.
 """
 
 from __future__ import annotations
@@ -45,9 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         files.close()
         print(f"error: {error['message']}", file=sys.stderr)
         return exit_codes.INVALID_CONFIG
-    from tunelab.training.run import run_training
+    import contextlib
+    import time
 
-    return run_training(config, run_dir, _StderrReporter()).exit_code
+    from tunelab.training.distributed import is_main
+    from tunelab.training.run import run_training
+    from tunelab.training.rundir import EXIT, write_json
+
+    result = run_training(config, run_dir, _StderrReporter())
+    # exit.json: how this run ended, for a worker that was not there to see the exit code (rank 0's, under torchrun).
+    with contextlib.suppress(OSError):
+        if is_main():
+            write_json(run_dir / EXIT, {"time": time.time(), "exit_code": result.exit_code,
+                                        "step": result.global_step, "status": result.status})
+    return result.exit_code
 
 
 if __name__ == "__main__":

@@ -30,12 +30,16 @@ class Batch:
     attention_mask: Any | None
     tokens: int
     n_targets: int
+    task: str = "causal_lm"  # which loss applies (``loss.loss_sum``): next tokens, target tokens or labels
+    token_type_ids: Any | None = None  # segment ids of text pairs (BERT-style encoders)
+    loss_options: Any | None = None  # the ``loss`` block's criterion (``loss_options.LossOptions``); None: plain
 
     def to(self, device: str) -> Batch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Batch(
             move(self.input_ids), move(self.targets), move(self.position_ids),
-            move(self.attention_mask), self.tokens, self.n_targets,
+            move(self.attention_mask), self.tokens, self.n_targets, self.task, move(self.token_type_ids),
+            self.loss_options,
         )
 
 
@@ -102,3 +106,47 @@ def make_batch(examples: list[Encoded], *, packing: bool, max_length: int, pad_i
         tgt[r, :n] = torch.tensor(shifted_targets(e))
         mask[r, :n] = 1
     return Batch(ids, tgt, None, mask, tokens, n_targets)
+
+
+def _padded(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """Right-padded ids and their attention mask (encoders use absolute positions: pad on the right)."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def make_seq2seq_batch(examples: list[Encoded], *, pad_id: int) -> Batch:
+    """Encoder inputs and decoder targets (``labels`` of each example, IGNORE past their end); never packed.
+
+    The model shifts the targets right into its decoder inputs itself, so every
+    target token is predicted and none is a neighbour's.
+    """
+    import torch
+
+    ids, mask = _padded([e.input_ids for e in examples], pad_id)
+    width = max(len(e.labels) for e in examples)
+    tgt = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for i, e in enumerate(examples):
+        tgt[i, : len(e.labels)] = torch.tensor(e.labels, dtype=torch.long)
+    tokens = sum(len(e.input_ids) + len(e.labels) for e in examples)
+    return Batch(ids, tgt, None, mask, tokens, sum(len(e.labels) for e in examples), "seq2seq")
+
+
+def make_labeled_batch(examples: list[Any], *, pad_id: int, task: str) -> Batch:
+    """Texts (or pairs) with one label each: class ids, or float targets for regression."""
+    import torch
+
+    ids, mask = _padded([e.input_ids for e in examples], pad_id)
+    types = None
+    if any(e.token_type_ids for e in examples):
+        types, _ = _padded([e.token_type_ids or [0] * len(e.input_ids) for e in examples], 0)
+    dtype = torch.float32 if task == "regression" else torch.long
+    targets = torch.tensor([e.label for e in examples], dtype=dtype)
+    tokens = sum(len(e.input_ids) for e in examples)
+    return Batch(ids, targets, None, mask, tokens, len(examples), task, types)

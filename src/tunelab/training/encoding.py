@@ -201,3 +201,20 @@ def prompt_messages(record: Record, tokenizer: Any, system_prompt: str | None) -
     while messages and messages[-1]["role"] == "assistant":
         messages = messages[:-1]
     return messages if any(m["role"] == "user" for m in messages) else None
+
+
+def render_source(messages: list[dict[str, Any]]) -> str:
+    """The encoder input of a seq2seq model for ``messages`` (the conversation before the reply).
+
+    One user turn is its text as written (T5's "prompt -> target"); a longer
+    conversation becomes ``role: content`` lines; a system message leads,
+    separated by a blank line. Training sources and chat prompts of an
+    encoder-decoder both come from here, so they are the same text.
+    """
+    system = [str(m["content"]) for m in messages if m["role"] == "system"]
+    turns = [m for m in messages if m["role"] != "system"]
+    if len(turns) == 1 and turns[0]["role"] == "user":
+        body = str(turns[0]["content"])
+    else:
+        body = "\n".join(f"{m['role']}: {m['content']}" for m in turns)
+    return "\n\n".join([*system, body]) if system else body

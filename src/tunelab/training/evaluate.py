@@ -21,8 +21,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tunelab.models.generation import Sampling, generate
-from tunelab.training.encoding import conversation, prompt_messages, render_prompt
+from tunelab.models.generation import Sampling, generate, is_encoder_decoder
+from tunelab.training.encoding import conversation, prompt_messages, render_prompt, render_source
 from tunelab.training.loss import loss_sum
 
 
@@ -90,7 +90,8 @@ def generate_replies(
     model: Any, tokenizer: Any, conversations: list[list[dict[str, Any]]], max_new_tokens: int
 ) -> list[str]:
     """One greedy reply per conversation (already ending with a user turn), rendered as in training."""
-    prompts = [render_prompt(tokenizer, messages) for messages in conversations]
+    render = render_source if is_encoder_decoder(model) else lambda m: render_prompt(tokenizer, m)
+    prompts = [render(messages) for messages in conversations]
     done = generate(model, tokenizer, prompts, Sampling(max_new_tokens=max_new_tokens, temperature=0.0))
     return [completion.text for completion in done]
 
@@ -126,3 +127,95 @@ def combine(base: dict[str, Any] | None, tuned: dict[str, Any], samples: list[di
     if base and base["eval_loss"] == base["eval_loss"] and tuned["eval_loss"] == tuned["eval_loss"]:
         result["eval_loss_change"] = tuned["eval_loss"] - base["eval_loss"]
     return result
+
+
+# ---- the other tasks: exact match (seq2seq), classification and regression metrics ----
+
+EXACT_MATCH_ROWS = 32  # eval rows generated for exact match (greedy): enough to see a change, cheap on a CPU
+
+
+def _normal(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def exact_match(
+    model: Any, tokenizer: Any, records: list[Any], system_prompt: str | None, max_new_tokens: int
+) -> dict[str, Any]:
+    """Share of the first ``EXACT_MATCH_ROWS`` eval rows whose greedy reply equals the reference (spaces folded)."""
+    from tunelab.training.task_data import seq2seq_parts
+
+    pairs = [seq2seq_parts(r, system_prompt) for r in records[:EXACT_MATCH_ROWS]]
+    pairs = [(prompt, target) for prompt, target in pairs if target]
+    if not pairs:
+        return {"exact_match": None, "exact_match_rows": 0}
+    replies = generate_replies(model, tokenizer, [p for p, _ in pairs], max_new_tokens)
+    hits = sum(_normal(reply) == _normal(target) for reply, (_, target) in zip(replies, pairs, strict=True))
+    return {"exact_match": hits / len(pairs), "exact_match_rows": len(pairs)}
+
+
+def predict(
+    model: Any, examples: list[Any], make_batch: Callable[[list[Any]], Any], autocast: Callable[[], Any],
+    batch_size: int = 16,
+) -> tuple[float, list[Any]]:  # fmt: skip
+    """(mean loss per example, predictions): class ids, or numbers for regression."""
+    import torch
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    total, out = 0.0, []
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = make_batch(examples[start : start + batch_size])
+            kwargs = {} if batch.token_type_ids is None else {"token_type_ids": batch.token_type_ids}
+            with autocast():
+                logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
+            logits = logits.float()  # the loss exactly as ``loss.task_loss_sum`` takes it
+            if batch.task == "regression":
+                total += float(F.mse_loss(logits.view(-1), batch.targets.float(), reduction="sum"))
+                out += logits.view(-1).tolist()
+            else:
+                total += float(F.cross_entropy(logits, batch.targets, reduction="sum"))
+                out += logits.argmax(-1).tolist()
+    model.train(was_training)
+    return (total / len(examples) if examples else float("nan")), out
+
+
+def classification_metrics(predicted: list[int], truth: list[int], labels: list[str]) -> dict[str, Any]:
+    """Accuracy, macro F1, F1 per class and the confusion matrix (rows: true label, columns: predicted)."""
+    n = len(labels)
+    matrix = [[0] * n for _ in range(n)]
+    for p, t in zip(predicted, truth, strict=True):
+        matrix[t][p] += 1
+    per_class = {}
+    for i, name in enumerate(labels):
+        tp = matrix[i][i]
+        predicted_i = sum(matrix[r][i] for r in range(n))
+        actual_i = sum(matrix[i])
+        per_class[name] = 2 * tp / (predicted_i + actual_i) if predicted_i + actual_i else 0.0
+    total = len(truth)
+    return {
+        "accuracy": sum(matrix[i][i] for i in range(n)) / total if total else None,
+        "macro_f1": sum(per_class.values()) / n if n else None,
+        "per_class_f1": per_class, "confusion_matrix": {"labels": labels, "matrix": matrix},
+    }  # fmt: skip
+
+
+def regression_metrics(predicted: list[float], truth: list[float]) -> dict[str, Any]:
+    """Mean absolute error and root mean squared error."""
+    if not truth:
+        return {"mae": None, "rmse": None}
+    errors = [p - t for p, t in zip(predicted, truth, strict=True)]
+    return {"mae": sum(abs(e) for e in errors) / len(errors), "rmse": math.sqrt(sum(e * e for e in errors) / len(errors))}
+
+
+def measure_labeled(
+    model: Any, examples: list[Any], make_batch: Callable[[list[Any]], Any], autocast: Callable[[], Any],
+    task: str, labels: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Eval loss and the task's metrics for a classifier or regressor as it is now."""
+    loss, predicted = predict(model, examples, make_batch, autocast)
+    truth = [e.label for e in examples]
+    metrics = regression_metrics(predicted, truth) if task == "regression" else \
+        classification_metrics(predicted, truth, labels)  # fmt: skip
+    return {"eval_loss": loss, "eval_examples": len(examples), **metrics}

@@ -51,3 +51,11 @@ def detect_hardware(config: TrainConfig) -> Hardware:
         liger = importlib.util.find_spec("liger_kernel") is not None
         kernels = "liger" if device == "cuda" and liger else "none"
     return Hardware(device, precision, attention, kernels, chosen.cpu_bf16, chosen.cuda_bf16)
+
+
+def mps_available() -> bool:
+    """Whether Apple's Metal GPU (``device: mps``) is usable by this torch build on this machine."""
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())

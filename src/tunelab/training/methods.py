@@ -30,6 +30,14 @@ Family = Literal["full", "adapter", "prompt-learning"]
 FULL_LEARNING_RATE = 2e-5  # every weight moves: a small step keeps the pretrained knowledge
 ADAPTER_LEARNING_RATE = 2e-4  # new, zero-initialised parameters: a larger step is safe
 
+#: Learning-rate ranges worth searching, by model size (the dashboard guide's bands):
+#: (smallest parameter count, low, high), largest models first. Bigger models take smaller steps.
+LEARNING_RATE_BANDS: tuple[tuple[int, float, float], ...] = (
+    (7_000_000_000, 1e-5, 5e-5),
+    (1_000_000_000, 5e-5, ADAPTER_LEARNING_RATE),
+    (0, 1e-4, 5e-4),
+)
+
 
 @dataclass(frozen=True)
 class MethodSpec:
@@ -289,32 +297,51 @@ def trainable_parameters(config: TrainConfig, info: ModelInfo) -> int:
     return get(config.method).trainable(info, config)
 
 
-def estimate_for(config: TrainConfig, info: ModelInfo) -> MemoryEstimate:
+def estimate_for(config: TrainConfig, info: ModelInfo, *, precision: str | None = None) -> MemoryEstimate:
     """The one memory estimate: what preflight checks, the API and ``tunelab models info`` show.
 
     Precision ``auto`` is resolved for this machine exactly as the engine will
-    resolve it; the formula itself is ``tunelab.models.memory``'s.
+    resolve it, unless ``precision`` names the one another device would use
+    (``tunelab.training.estimate`` sizes GPUs this machine does not have); the
+    formula itself is ``tunelab.models.memory``'s. A model known only by its
+    config.json gets its parameter counts from its shape (``complete_info``).
     """
-    from tunelab.models.memory import estimate_memory
+    from tunelab.models.memory import complete_info, estimate_memory
     from tunelab.models.precision import resolve
 
     spec = get(config.method)
-    chosen = resolve(
-        config.device, config.precision, full_weights=spec.trains_full_weights, quantized=spec.quantized
-    )
+    info = complete_info(info)
+    in_ram = False  # another device's precision named: a GPU, whose weights do not share RAM with the file
+    if precision is None:
+        resolved = resolve(
+            config.device, config.precision, full_weights=spec.trains_full_weights, quantized=spec.quantized
+        )
+        precision, in_ram = resolved.precision, resolved.device == "cpu"
     return estimate_memory(
         info,
         method=spec.name,
-        precision=chosen.precision,
+        precision=precision,  # type: ignore[arg-type]
         trainable_parameters=trainable_parameters(config, info),
         full_weights=spec.trains_full_weights,
         quantized=spec.quantized,
         adapter_dropout=spec.uses_lora_settings and config.lora.dropout > 0,
         batch_size=config.batch_size,
         max_length=config.max_length,
-        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing=_checkpointing(config, info, precision),  # type: ignore[arg-type]
+        load_in_ram=in_ram,
     )
 
+
+
+def _checkpointing(config: TrainConfig, info: ModelInfo, precision: str | None) -> bool | str:
+    """The config's choice; ``auto`` as the engine decides it on this machine (``training/checkpointing.py``)."""
+    if config.gradient_checkpointing != "auto":
+        return "selective" if config.gradient_checkpointing == "selective" else bool(config.gradient_checkpointing)
+    from tunelab.models.precision import cuda_available
+    from tunelab.training.checkpointing import choose
+
+    device = "cuda" if config.device == "cuda" or (config.device == "auto" and cuda_available()) else "cpu"
+    return choose(config, info, device, precision=precision).mode
 
 SIZING_DATASET = "(memory estimate only)"
 

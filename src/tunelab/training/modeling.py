@@ -11,8 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tunelab.models.loading import TASK_MODELS
 from tunelab.models.loading import load_base_model as load_pretrained
+from tunelab.training.checkpointing import enable as enable_checkpointing
 from tunelab.training.config import TrainConfig
+from tunelab.training.fused_lora import fuse_lora_layers
 from tunelab.training.hardware import Hardware
 from tunelab.training.methods import get as method_spec
 from tunelab.training.methods import peft_config
@@ -26,17 +29,25 @@ def needs_eager_attention(model_config: Any) -> bool:
     return getattr(text, "attn_logit_softcapping", None) is not None
 
 
-def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
+def load_base_model(
+    path: Path, config: TrainConfig, hw: Hardware, task: str = "causal_lm", labels: list[str] | None = None
+) -> Any:
     """The pretrained model on its device in the storage dtype for the method.
 
     Loading itself is ``tunelab.models.loading``'s; the engine adds what only
     training needs: the eager fallback for soft-capped attention, the packed
-    attention kernel, Liger kernels and no KV cache.
+    attention kernel, Liger kernels and no KV cache. The other tasks load
+    through their auto class (``task``; ``labels`` size a classifier's head)
+    with transformers' own attention choice: packed attention and Liger are
+    causal-LM kernels.
     """
     from transformers import AutoConfig
 
     spec = method_spec(config.method)
-    if config.attention == "auto" and needs_eager_attention(AutoConfig.from_pretrained(path)):
+    if task != "causal_lm":
+        hw.attention = config.attention if config.attention in ("sdpa", "eager") else "auto"
+        hw.kernels = "none"
+    elif config.attention == "auto" and needs_eager_attention(AutoConfig.from_pretrained(path)):
         hw.attention = "eager"  # recorded in the run's config like every other choice
     if hw.attention == PACKED_ATTENTION:
         register_packed_attention()
@@ -44,8 +55,10 @@ def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
         path,
         precision="fp32" if spec.trains_full_weights else hw.precision,
         device=hw.device,
-        attention=hw.attention,
+        attention=None if hw.attention == "auto" else hw.attention,  # auto: transformers picks
         quantize_4bit=spec.quantized,
+        task=task,
+        labels=labels,
     )
     if hw.kernels == "liger":
         from liger_kernel.transformers import _apply_liger_kernel_to_instance
@@ -55,8 +68,12 @@ def load_base_model(path: Path, config: TrainConfig, hw: Hardware) -> Any:
     return model
 
 
-def wrap_model(model: Any, config: TrainConfig, total_steps: int) -> Any:
-    """Apply the method: freeze and add adapters, or leave all weights trainable."""
+def wrap_model(model: Any, config: TrainConfig, total_steps: int, task: str = "causal_lm") -> Any:
+    """Apply the method: freeze and add adapters, or leave all weights trainable.
+
+    The adapter's PEFT ``task_type`` is the task's, so a classifier's new head
+    is trained and saved with the adapter (PEFT's ``modules_to_save``).
+    """
     import torch
 
     spec = method_spec(config.method)
@@ -67,16 +84,22 @@ def wrap_model(model: Any, config: TrainConfig, total_steps: int) -> Any:
 
         if spec.quantized:
             model = peft.prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=config.gradient_checkpointing
+                model, use_gradient_checkpointing=bool(config.gradient_checkpointing)
             )
-        model = peft.get_peft_model(model, peft_config(config, total_steps))
+        adapter = peft_config(config, total_steps)
+        adapter.task_type = TASK_MODELS[task][1]
+        new = list(getattr(model, "tunelab_new_modules", []))  # a classifier's fresh head and pooler
+        if new:
+            adapter.modules_to_save = sorted({*(adapter.modules_to_save or []), *new})
+            if hasattr(adapter, "exclude_modules"):
+                adapter.exclude_modules = new  # trained whole, not adapted
+        model = peft.get_peft_model(model, adapter)
         for param in model.parameters():
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()
+        fuse_lora_layers(model)  # scaling on B and the add in the matmul (fused_lora.py)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+        enable_checkpointing(model, config.gradient_checkpointing)
     return model
 
 

@@ -34,20 +34,22 @@ class TrainResult:
 
 def run_training(config: TrainConfig, run_dir: Path, reporter: Reporter | None = None) -> TrainResult:
     """Train (or resume) the run in ``run_dir``; report through files and ``reporter``."""
+    from tunelab.training.distributed import rank_files
     from tunelab.training.output import evaluate_base
     from tunelab.training.runner import Recipe, _failure_code
     from tunelab.training.stopping import StopSignal
     from tunelab.training.trackers import TrackerReporter, with_tracker
 
     run_dir = Path(run_dir)
-    files = RunFiles(run_dir, reporter)
+    files: RunFiles = rank_files(run_dir, reporter)  # under torchrun, rank 0 alone writes the run files
     files.reporter = tracker = with_tracker(config, files, reporter)
     stop = StopSignal(files)
     stop.install()
     recipe = Recipe(config, files, stop)
     try:
         recipe.setup()
-        evaluate_base(recipe)
+        with recipe.parallel.gathered(recipe.parallel.config.output.evaluate):  # FSDP: rank 0 needs it whole
+            evaluate_base(recipe)
         code = recipe.train()
         step = recipe.state["global_step"]
         if code == exit_codes.STOPPED:

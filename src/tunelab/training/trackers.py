@@ -3,7 +3,8 @@
 ``metrics.jsonl`` stays the source of truth; a tracker is a copy for people who
 already live in one of these tools. ``TrackerReporter`` wraps the caller's
 Reporter (composition) and mirrors every metrics line at its step, plus the
-resolved config as hyperparameters. It is driven by the run's own events: it
+resolved config as hyperparameters; when the run completes, ``config.json``
+and ``output/`` go to MLflow and W&B as artifacts. It is driven by the run's own events: it
 opens on ``started`` (after ``config.json`` is resolved and after ``resumed``
 told it the checkpoint step) and flushes on checkpoints and terminal events.
 Tracker libraries are imported only then, and a tracker error never ends the
@@ -31,7 +32,15 @@ class Backend(Protocol):
 
     def flush(self) -> None: ...
 
+    def log_outputs(self, run_dir: Path) -> None: ...
+
     def close(self) -> None: ...
+
+
+def _output_files(run_dir: Path) -> tuple[Path | None, Path | None]:
+    """The resolved ``config.json`` and the ``output/`` folder, where they exist."""
+    config, output = run_dir / "config.json", run_dir / "output"
+    return (config if config.is_file() else None), (output if output.is_dir() else None)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -78,6 +87,9 @@ class TensorBoardBackend:
     def flush(self) -> None:
         self.writer.flush()
 
+    def log_outputs(self, run_dir: Path) -> None:
+        return None  # TensorBoard already lives in the run folder, next to output/
+
     def close(self) -> None:
         self.writer.close()
 
@@ -88,6 +100,11 @@ class MlflowBackend:
     def __init__(self, run_dir: Path, name: str, run_id: str | None) -> None:
         from mlflow.tracking import MlflowClient
 
+        # MLflow retries a server that does not answer for minutes by default; a tracker that is
+        # down must cost the run seconds (then one warning), so retry briefly unless the user chose.
+        for variable, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                                ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):  # fmt: skip
+            os.environ.setdefault(variable, value)
         uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_dir / "mlruns").resolve().as_uri()
         self.client = MlflowClient(tracking_uri=uri)
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", "tunelab")
@@ -116,6 +133,14 @@ class MlflowBackend:
     def flush(self) -> None:
         return None
 
+    def log_outputs(self, run_dir: Path) -> None:
+        """``config.json`` at the artifact root, the tuned model's files under ``output/``."""
+        config, output = _output_files(run_dir)
+        if config is not None:
+            self.client.log_artifact(self.run_id, str(config))
+        if output is not None:
+            self.client.log_artifacts(self.run_id, str(output), artifact_path="output")
+
     def close(self) -> None:
         self.client.set_terminated(self.run_id)
 
@@ -139,6 +164,18 @@ class WandbBackend:
     def flush(self) -> None:
         return None
 
+    def log_outputs(self, run_dir: Path) -> None:
+        """``config.json`` and ``output/`` as one W&B artifact of type ``model`` (staged offline too)."""
+        import wandb
+
+        config, output = _output_files(run_dir)
+        artifact = wandb.Artifact(f"{self.run.id}-output", type="model")
+        if config is not None:
+            artifact.add_file(str(config), name="config.json")
+        if output is not None:
+            artifact.add_dir(str(output), name="output")
+        self.run.log_artifact(artifact)
+
     def close(self) -> None:
         self.run.finish()
 
@@ -159,7 +196,11 @@ class TrackerReporter:
         elif kind == "started":
             self._guard(self._open)
         elif kind in _FLUSH_EVENTS and self.backend is not None:
-            self._guard(self.backend.flush)
+            if kind == "completed":  # output/ is written by now: the tuned model goes to the tracker too
+                backend = self.backend
+                self._guard(lambda: backend.log_outputs(self.files.dir))
+            if self.backend is not None:
+                self._guard(self.backend.flush)
         if self.inner is not None:
             self.inner.on_event(event)
 

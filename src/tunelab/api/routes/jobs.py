@@ -14,9 +14,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
-from tunelab.api.deps import ReadScope, ServerPaths, SessionDep, SettingsDep, TrainScope
+from tunelab.api.deps import (
+    ReadScope,
+    ServerPaths,
+    SessionDep,
+    SettingsDep,
+    TrainScope,
+    read_in_pool,
+)
 from tunelab.api.schemas import (
     AfterCursor,
     CompareRequest,
@@ -53,7 +61,8 @@ def save_options(body: JobCreate) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=JobPublic, summary="Create (and queue) a job")
-def create_job(body: JobCreate, session: SessionDep, _: TrainScope, paths: ServerPaths) -> dict[str, Any]:
+def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep, _: TrainScope,
+               paths: ServerPaths) -> dict[str, Any]:  # fmt: skip
     """The guide's body works as printed: model and dataset as ``{uid, name}``, ``modelSaving``.
 
     The answer is the job with ``jobUid`` (= ``id``), and ``warnings`` when
@@ -77,6 +86,8 @@ def create_job(body: JobCreate, session: SessionDep, _: TrainScope, paths: Serve
         submit=body.submit,
         configuration_id=configuration_id,
         paths=paths,
+        provider=body.provider,
+        settings=settings,
     )
     out = job.to_dict()
     if warnings:
@@ -85,7 +96,7 @@ def create_job(body: JobCreate, session: SessionDep, _: TrainScope, paths: Serve
 
 
 @router.get("", response_model=JobsPublic, summary="List jobs (newest first)")
-def list_jobs(
+async def list_jobs(
     session: SessionDep,
     _: ReadScope,
     status: Annotated[list[str] | None, Query(description="Filter by status (repeatable).")] = None,
@@ -94,10 +105,11 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    rows, total = service.list_jobs(
-        session, status=status, tag=tag, search=search, limit=limit, offset=offset
-    )
-    return {"data": [row.to_dict() for row in rows], "count": total}
+    def read(session: Session) -> dict[str, Any]:
+        rows, total = service.list_jobs(session, status=status, tag=tag, search=search, limit=limit, offset=offset)
+        return {"data": [row.to_dict() for row in rows], "count": total}
+
+    return await read_in_pool(session, read)
 
 
 @router.post("/compare", summary="Compare several jobs on chosen metrics")
@@ -107,8 +119,8 @@ def compare_jobs(body: CompareRequest, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="One job")
-def get_job(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return service.get_job(session, job_id).to_dict()
+async def get_job(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
+    return await read_in_pool(session, lambda session: service.get_job(session, job_id).to_dict())
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a job")
@@ -138,7 +150,7 @@ def delete_job(job_id: str, session: SessionDep, settings: SettingsDep, _: Train
 
 
 @router.get("/{job_id}/events", response_model=Page, summary="Events after a cursor")
-def list_events(
+async def list_events(
     job_id: str,
     session: SessionDep,
     _: ReadScope,
@@ -146,19 +158,25 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     type: Annotated[list[str] | None, Query(description="status, event, log, metrics, resources")] = None,
 ) -> dict[str, Any]:
-    rows = service.list_events(session, job_id, after=after, limit=limit, types=type)
-    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+    def read(session: Session) -> dict[str, Any]:
+        rows = service.list_events(session, job_id, after=after, limit=limit, types=type)
+        return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+    return await read_in_pool(session, read)
 
 
 @router.get("/{job_id}/metrics", response_model=Page, summary="Logged metrics by step")
-def list_metrics(
+async def list_metrics(
     job_id: str,
     session: SessionDep,
     _: ReadScope,
     last_n: Annotated[int | None, Query(ge=1, le=100_000, description="Only the latest n steps.")] = None,
 ) -> dict[str, Any]:
-    rows = service.list_metrics(session, job_id, last_n=last_n)
-    return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+    def read(session: Session) -> dict[str, Any]:
+        rows = service.list_metrics(session, job_id, last_n=last_n)
+        return {"data": [row.to_dict() for row in rows], "count": len(rows)}
+
+    return await read_in_pool(session, read)
 
 
 @router.get("/{job_id}/checkpoints", response_model=Page, summary="Saved checkpoints")

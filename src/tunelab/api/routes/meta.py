@@ -5,7 +5,8 @@ dataset formats, file types, training methods and the TrainConfig field groups h
 instead of keeping copies that drift from the server: statuses, transitions and user
 actions come from ``jobs/states.py``, formats from ``datasets/formats.py``, file suffixes
 from ``datasets/readers.py``, methods from ``training/methods.py`` and field groups from
-``training/config.py``, model categories and use cases from ``models/categories.py``.
+``training/config.py``, model categories and use cases from ``models/categories.py``,
+the fields a remote provider's job cannot use from ``providers/registry.py``.
 Nothing here depends on the store's contents, so the answer is
 built once per process.
 """
@@ -56,6 +57,30 @@ class Method(BaseModel):
     uses_lora_settings: bool = Field(description="TrainConfig's `lora` section applies.")
 
 
+class TaskInfo(BaseModel):
+    """A model family the engine trains (``training/tasks.py`` ``TASKS``) and what applies to it."""
+
+    name: str = Field(description="Value of TrainConfig's `task` (besides `auto`, read from the model).")
+    description: str = Field(description="One line for people, with example models.")
+    auto_class: str = Field(description="The transformers class that loads it, e.g. AutoModelForSeq2SeqLM.")
+    peft_task_type: str = Field(description="PEFT's `task_type` of its adapters.")
+    dataset_format: str | None = Field(description="The dataset format it reads; null: any chat or instruction format.")
+    packable: bool = Field(description="Examples may be packed into shared rows.")
+    generates: bool = Field(description="The model writes text (chat, sample replies).")
+    methods: list[str] = Field(description="Methods that can train it; the others are refused.")
+    metrics: list[str] = Field(description="What its evaluation reports.")
+    not_applicable: list[str] = Field(description="TrainConfig fields (dotted) that do not apply: forms hide them.")
+
+
+class MetricInfo(BaseModel):
+    """An evaluation metric (the registry in ``evaluation/metrics.py``)."""
+
+    name: str = Field(description="Name for `metrics` in evaluations and TrainConfig `output.eval_metrics`.")
+    description: str = Field(description="What it measures, with its scale.")
+    needs: str = Field(description="`generations` (replies against references) or `logits` (teacher-forced).")
+    higher_is_better: bool = Field(description="Whether a larger value is better.")
+
+
 class Meta(BaseModel):
     """Every list the dashboard needs, from the module that owns it."""
 
@@ -79,6 +104,7 @@ class Meta(BaseModel):
         description="File-name suffix -> file type; uploads accept exactly these suffixes."
     )
     methods: list[Method] = Field(description="Fine-tuning methods (the method registry).")
+    tasks: list[TaskInfo] = Field(description="Model families (the task registry), with the fields that apply.")
     field_groups: list[FieldGroup] = Field(description="TrainConfig fields grouped for forms.")
     model_categories: list[str] = Field(
         description="Model categories for browsing and POST /api/models, in display order (models/categories.py)."
@@ -90,12 +116,39 @@ class Meta(BaseModel):
     notification_kinds: list[str] = Field(description="Notification channel kinds.")
     notification_events: list[str] = Field(description="Events a notification channel can take.")
     notification_levels: list[str] = Field(description="Notification levels, least serious first.")
+    metrics: list[MetricInfo] = Field(description="Evaluation metrics (evaluation/metrics.py `METRICS`).")
+    metric_groups: dict[str, list[str]] = Field(description="Names that stand for several metrics, e.g. `rouge`.")
+    default_metrics: list[str] = Field(description="Metrics an evaluation computes when none are named.")
+    evaluation_statuses: list[str] = Field(description="Statuses of an evaluation, in life-cycle order.")
+    rating_verdicts: list[str] = Field(description="Verdicts a rating gives side A against side B "
+                                       "(evaluation/ratings.py `VERDICTS`).")
+    export_formats: dict[str, str] = Field(description="Export format -> what it is for (export/exporter.py `FORMATS`).")
+    remote_refuses: dict[str, str] = Field(
+        description="TrainConfig field -> why a job on a remote provider cannot use it (providers/registry.py "
+        "`LOCAL_ONLY`): forms hide these when a remote provider is chosen."
+    )
 
 
 def _methods() -> list[dict[str, Any]]:
     from tunelab.training.methods import METHODS
 
     return [spec.as_dict() for spec in METHODS.values()]
+
+
+def _evaluation_meta() -> dict[str, Any]:
+    from tunelab.evaluation.metrics import DEFAULT_METRICS, GROUPS, metric_names
+    from tunelab.evaluation.ratings import VERDICTS
+    from tunelab.evaluation.service import STATUSES
+
+    return {"metrics": metric_names(), "metric_groups": {k: list(v) for k, v in GROUPS.items()},
+            "default_metrics": list(DEFAULT_METRICS), "evaluation_statuses": list(STATUSES),
+            "rating_verdicts": list(VERDICTS)}  # fmt: skip
+
+
+def _export_formats() -> dict[str, str]:
+    from tunelab.export.exporter import FORMATS
+
+    return {name: spec.description for name, spec in FORMATS.items()}
 
 
 @lru_cache(maxsize=1)
@@ -108,8 +161,10 @@ def build_meta() -> dict[str, Any]:
     from tunelab.models.categories import CATEGORIES, USE_CASES
     from tunelab.monitor.alerts import RULES
     from tunelab.monitor.notify import EVENTS, KINDS, LEVELS
+    from tunelab.providers.registry import LOCAL_ONLY
     from tunelab.store.models import PRIORITIES
     from tunelab.training.config_docs import field_groups
+    from tunelab.training.tasks import TASKS
 
     order = list(JobStatus)
     by_order = order.index
@@ -126,6 +181,7 @@ def build_meta() -> dict[str, Any]:
         "file_types": list(FILE_TYPES),
         "file_suffixes": dict(SUFFIXES),
         "methods": _methods(),
+        "tasks": [spec.as_dict() for spec in TASKS.values()],
         "field_groups": field_groups(),
         "model_categories": list(CATEGORIES),
         "model_use_cases": dict(USE_CASES),
@@ -133,6 +189,9 @@ def build_meta() -> dict[str, Any]:
         "notification_kinds": list(KINDS),
         "notification_events": list(EVENTS),
         "notification_levels": list(LEVELS),
+        **_evaluation_meta(),
+        "export_formats": _export_formats(),
+        "remote_refuses": dict(LOCAL_ONLY),
     }  # fmt: skip
 
 

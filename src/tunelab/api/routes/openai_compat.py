@@ -172,11 +172,12 @@ def resume_job(job_id: str, session: SessionDep, _: TrainScope) -> dict[str, Any
 @router.get("/fine_tuning/jobs/{job_id}/events", summary="Job events, newest first")
 def list_events(job_id: str, session: SessionDep, _: ReadScope, after: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:  # fmt: skip
-    rows = service.list_events(session, job_id, limit=10_000)[::-1]
+    before = None
     if after:
         if not (after.isascii() and after.isdigit() and len(after) <= 16 and int(after) <= MAX_ID):
             raise InvalidInput(f"`after` {after[:40]!r} is not an event id", "pass the id of an event")
-        rows = [row for row in rows if row.id < int(after)]
+        before = int(after)
+    rows = service.list_events(session, job_id, before=before, limit=limit + 1, newest_first=True)
     objects = [event_object(row) for row in rows]
     return list_object(objects[:limit], has_more=len(objects) > limit)
 

@@ -8,21 +8,22 @@ twice. The stream reads only the store, so training never depends on a client,
 and the API may restart while a worker trains. A stream ends (``end`` message)
 once the job is terminal and every event has been sent.
 
-A stream holds no store connection while it waits: every poll opens a short
-session, reads and closes it (``_fetch``), so a hundred open streams cost the
-API's pool nothing between polls. A poll that meets a transient store error
-(no free connection, a lock, a dropped link) waits with a bounded backoff and
-polls again; the client sees a slower stream, never a broken one.
+A stream holds no store connection while it waits, and does not poll the
+store itself: every stream of a job follows that job's one ``JobFeed``
+(``api/job_feeds.py``), which reads the store in short sessions once per poll
+interval, however many streams are open, and wakes them all. A poll that
+meets a transient store error (no free connection, a lock, a dropped link)
+waits with a bounded backoff and polls again; the client sees a slower
+stream, never a broken one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -30,62 +31,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tunelab.api.auth import require_scope
 from tunelab.api.deps import ReadScope
+from tunelab.api.job_feeds import follow
 from tunelab.api.schemas import MAX_ID
 from tunelab.errors import InvalidInput, TunelabError
 from tunelab.jobs import service
-from tunelab.jobs.states import JobStatus
-from tunelab.store.retry import Backoff, describe, is_transient
 
 router = APIRouter(tags=["streams"])
-log = logging.getLogger("tunelab.api")
-RETRY_MAX_S = 5.0  # longest pause between polls while the store is failing
-POLL_S = 0.25
 PING_S = 15.0
-BATCH = 500
-
-
-def _fetch(sessions: sessionmaker[Session], job_id: str, after: int) -> tuple[list[dict[str, Any]], str]:
-    """Events after ``after`` and the job's status, read in one short session."""
-    with sessions() as session:
-        job = service.get_job(session, job_id)
-        status = job.status
-        rows = service.list_events(session, job_id, after=after, limit=BATCH)
-        return [row.to_dict() for row in rows], status
 
 
 def _check_job(sessions: sessionmaker[Session], job_id: str) -> None:
     """NotFound for an unknown job, in a session closed before the stream starts."""
     with sessions() as session:
         service.get_job(session, job_id)
-
-
-async def follow(sessions: sessionmaker[Session], job_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
-    """Yield events from the cursor on; a final ``{"type": "end"}`` when the job is done.
-
-    The status is read *before* the events in the same session, so "terminal
-    and nothing new" really means everything up to the terminal status was sent.
-    """
-    cursor = after
-    backoff = Backoff(POLL_S, RETRY_MAX_S)
-    while True:
-        try:
-            events, status = await run_in_threadpool(_fetch, sessions, job_id, cursor)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            delay = backoff.failed()
-            log.warning("stream of %s: %s; polling again in %.1f s", job_id, describe(error), delay)
-            await asyncio.sleep(delay)
-            continue
-        backoff.succeeded()
-        for event in events:
-            cursor = event["id"]
-            yield event
-        if not events and JobStatus(status).is_terminal():
-            yield {"type": "end", "job_id": job_id, "status": status, "id": cursor}
-            return
-        if len(events) < BATCH:
-            await asyncio.sleep(POLL_S)
 
 
 def _cursor(after: int | None, last_event_id: str | None) -> int:
@@ -102,8 +60,9 @@ def _cursor(after: int | None, last_event_id: str | None) -> int:
 
 
 def _sse(event: dict[str, Any]) -> str:
+    """One SSE message; orjson, since every open stream encodes every event (NaN becomes null, valid JSON)."""
     kind = event.get("type", "message")
-    data = json.dumps(event, separators=(",", ":"))
+    data = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS).decode()
     return f"id: {event['id']}\nevent: {kind}\ndata: {data}\n\n"
 
 
@@ -173,13 +132,11 @@ async def serve_job_socket(websocket: WebSocket, job_id: str, after: int | None,
     await websocket.accept()
     sessions: sessionmaker[Session] = websocket.app.state.sessions
     try:
-        require_scope("read")(websocket)
+        await require_scope("read")(websocket)
         cursor = _cursor(after, websocket.headers.get("last-event-id"))
         shape = await run_in_threadpool(shaper, sessions, job_id, cursor)
-        async for event in follow(sessions, job_id, cursor):
-            message = shape(event)
-            if message is not None:
-                await websocket.send_json(message)
+        if not await _send_until_gone(websocket, follow(sessions, job_id, cursor), shape):
+            return  # the client left: its loop ends now, not at the next event it would have been sent
     except TunelabError as error:
         await websocket.send_json({"type": "error", "error": error.to_dict()})
         await websocket.close(code=4000 + _status(error))
@@ -187,6 +144,39 @@ async def serve_job_socket(websocket: WebSocket, job_id: str, after: int | None,
     except WebSocketDisconnect:
         return
     await websocket.close(code=1000)
+
+
+async def _send_until_gone(
+    websocket: WebSocket, events: AsyncIterator[dict[str, Any]], shape: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> bool:
+    """Send the shaped events until the stream ends (True) or the client disconnects (False).
+
+    A quiet job sends nothing for minutes, so a client that left is noticed by
+    listening for its disconnect, not by the next send failing: otherwise every
+    departed socket kept polling the store until the job ended (fifty of them
+    burned the CPU and held up SIGTERM).
+    """
+
+    async def send() -> None:
+        async for event in events:
+            message = shape(event)
+            if message is not None:
+                await websocket.send_json(message)
+
+    async def gone() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # clients have nothing to say; whatever they send is ignored
+
+    sending, listening = asyncio.ensure_future(send()), asyncio.ensure_future(gone())
+    try:
+        done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, listening):
+            task.cancel()
+    if sending in done:
+        sending.result()  # a TunelabError or a send to a closed socket surfaces here
+        return True
+    return False
 
 
 @router.websocket("/ws/jobs/{job_id}")

@@ -62,6 +62,14 @@ async def resources_current(settings: SettingsDep, _: ReadScope) -> dict[str, An
     return sample if isinstance(sample, dict) else sample.model_dump(mode="json")
 
 
+@router.get("/workers", summary="Workers: their GPUs, CPUs and RAM, heartbeat, running jobs and leases")
+def workers(session: SessionDep, settings: SettingsDep, _: ReadScope) -> dict[str, Any]:
+    from tunelab.jobs.resources import list_workers
+
+    data = list_workers(session, settings.worker_stale_s)
+    return {"data": data, "count": len(data)}
+
+
 @router.get("/resources/recent", summary="Stored resource samples, newest last")
 def resources_recent(
     session: SessionDep,

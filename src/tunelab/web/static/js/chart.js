@@ -79,3 +79,48 @@ export function lineChart({ label, series, xLabel = "step", integerX = true, emp
     },
   };
 }
+
+/**
+ * A scatter chart (points, no lines): one y value against one x value per point, e.g. a sweep's
+ * objective against one searched parameter. ``log`` puts x on a log scale (learning rates).
+ * ``update(points)`` redraws with [[x, y], ...]; the node carries ``data-points`` like lineChart.
+ */
+/** Tick text that also takes the nulls a log axis passes for the ticks it leaves unlabelled. */
+const scatterTicks = (plot, ticks) => ticks.map((v) => (v === null ? "" : tickText(plot, [v])[0]));
+
+export function scatterChart({ label, xLabel, yLabel, color = "#2563eb", log = false, empty = "no finished trial yet", signal }) {
+  const node = el("div", { class: "chart scatter", role: "figure", "aria-label": label, "data-points": "0" });
+  const placeholder = el("p", { class: "chart-empty muted" }, empty);
+  node.append(placeholder);
+  const width = () => Math.max(240, node.clientWidth || 420);
+  const options = () => ({
+    width: width(),
+    height: HEIGHT,
+    legend: { show: false },
+    scales: { x: { time: false, distr: log ? 3 : 1 }, y: {} },
+    series: [{ label: xLabel }, { label: yLabel, stroke: color, fill: color, paths: () => null, points: { show: true, size: 9, fill: color } }],
+    axes: [{ label: xLabel, values: scatterTicks }, { label: yLabel, values: scatterTicks, size: 60 }],
+  });
+  let plot = null;
+  if (signal) signal.addEventListener("abort", () => { if (plot) plot.destroy(); });
+  return {
+    node,
+    update(points) {
+      const finite = points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!log || x > 0));
+      // uPlot's columns need distinct x values: points that share one (a categorical value tried
+      // twice) are nudged by a relative 1e-9 each, invisible on the chart, so none is dropped.
+      const seen = new Map();
+      const distinct = finite.map(([x, y]) => {
+        const k = seen.get(x) || 0;
+        seen.set(x, k + 1);
+        return [x === 0 ? k * 1e-12 : x * (1 + k * 1e-9), y];
+      });
+      const data = alignSeries([distinct]);
+      node.dataset.points = String(finite.length);
+      placeholder.hidden = finite.length > 0;
+      if (!finite.length) return;
+      if (plot) plot.setData(data);
+      else plot = new uPlot(options(), data, node);
+    },
+  };
+}

@@ -40,10 +40,11 @@ export function field(labelText, control, help) {
   return el("div", { class: "field" }, el("label", { for: control.id }, labelText), control, helpNode);
 }
 
+/** ``rows``: row elements, or a ``tbody`` the caller fills later (used as the body, never nested). */
 export function table(headers, rows, label) {
   return el("table", { "aria-label": label },
     el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, rows));
+    rows instanceof HTMLTableSectionElement ? rows : el("tbody", {}, rows));
 }
 
 export function section(title, ...children) {

@@ -6,9 +6,11 @@ import { $, append, el, field, section, showError } from "../dom.js";
 import { streamChat } from "../stream.js";
 
 export async function pageChat(view, signal, query) {
-  const wanted = new URLSearchParams(query || "").get("model") || "";
+  const asked = new URLSearchParams(query || "").get("model") || "";
   const listed = (await api("GET", "/v1/models")).data.map((m) => m.id);
-  const ids = wanted && !listed.includes(wanted) ? [wanted, ...listed] : listed;  // a job id is not listed
+  // A job id names its tuned model, listed as ft:<base>:<name>:<job id>: pick that entry, not a second one.
+  const wanted = listed.includes(asked) ? asked : (listed.find((id) => id.startsWith("ft:") && id.endsWith(`:${asked}`)) || asked);
+  const ids = wanted && !listed.includes(wanted) ? [wanted, ...listed] : listed;  // a job without an entry
   const model = el("select", {}, ids.map((id) => el("option", { value: id, selected: id === wanted }, id)));
   const system = el("input", { type: "text", placeholder: "optional, e.g. Answer briefly." });
   const temperature = el("input", { type: "number", min: 0, max: 2, step: 0.1, value: 0.7 });

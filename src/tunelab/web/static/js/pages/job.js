@@ -7,6 +7,8 @@ import { lineChart } from "../chart.js";
 import { append, badge, el, enc, errorBox, every, fill, section, showError, table, throttle } from "../dom.js";
 import { fmt } from "../format.js";
 import { followJob } from "../stream.js";
+import { evaluationPanel } from "./job_evaluation.js";
+import { exportPanel } from "./job_export.js";
 import { jobProgress } from "./jobs.js";
 
 const SERIES = [
@@ -33,6 +35,12 @@ export async function pageJob(view, signal, jobId) {
     ui.title.textContent = job.name || job.id;
     fill(ui.badge, badge(job.status, meta.job_statuses));
     ui.chatLink.hidden = job.status !== "completed";
+    ui.regression.hidden = job.regression !== true;  // set by the job's automatic evaluation
+    ui.evaluation.update(job);
+    if (ui.requestedWhile && (job.status !== ui.requestedWhile || !job.requested_action)) {
+      ui.actionResult.replaceChildren();  // "Pause requested" is answered (paused) or moot (failed)
+      ui.requestedWhile = null;
+    }
     for (const [action, button] of ui.buttons) {
       button.disabled = !action.when.includes(job.status);
       if (action.name === "resume") button.textContent = job.status === "created" ? "Queue" : action.label;
@@ -57,7 +65,17 @@ export async function pageJob(view, signal, jobId) {
     const evals = [...steps.values()].filter((m) => m.eval_loss !== undefined && m.eval_loss !== null);
     ui.stats.evalLoss.textContent = evals.length ? fmt.num(evals[evals.length - 1].eval_loss) : "–";
     ui.stats.attempts.textContent = `${job.attempts} of ${job.max_attempts}`;
+    const stopping = job.status === "running" ? job.stopping : null;  // "pausing after step N"
+    ui.stopping.hidden = !stopping;
+    ui.stopping.textContent = stopping ? `${capitalise(stopping.action)}: stopping after `
+      + (stopping.after_step != null ? `step ${stopping.after_step}` : "the running step")
+      + ", once that step ends and its checkpoint is saved (however long the step takes)." : "";
+    const waiting = job.status === "queued" ? job.wait_reason : null;  // no live worker can run it
+    ui.waiting.hidden = !waiting;
+    ui.waiting.textContent = waiting ? `Queued, ${waiting}.` : "";
     fill(ui.error, job.error ? errorBox(job.error) : "");
+    ui.where.hidden = !job.provider || job.provider === "local";
+    fill(ui.where, ui.where.hidden ? "" : whereItTrains(job));
   };
   const renderMetrics = throttle(() => {
     const rows = [...steps.values()].sort((a, b) => a.step - b.step);
@@ -88,6 +106,7 @@ export async function pageJob(view, signal, jobId) {
         ? `${action.label} requested: the worker will act on it (the job is ${job.status} until then).`
         : `${action.label}: the job is now ${job.status}.`;
       fill(ui.actionResult, el("p", { class: "ok", role: "status" }, note));
+      ui.requestedWhile = job.requested_action ? job.status : null;
     } catch (error) { showError(ui.actionResult, error); }
     renderJob();
   };
@@ -135,7 +154,7 @@ export async function pageJob(view, signal, jobId) {
       events.push({ at: event.created_at, kind: event.type === "status" ? "status" : String(d.type || "event"), text });
       renderLog();
       if (d.type === "diagnosis" && d.data) { diagnoses.push(d.data); renderHealth(); }
-      if (event.type === "status") refresh();
+      if (event.type === "status" || d.type === "stopping") refresh();
     } else if (event.type === "resources") {
       ui.resources.textContent = resourceLine(d);
     }
@@ -159,7 +178,10 @@ function jobLayout(job, meta, signal) {
   ui.badge = el("span");
   ui.live = el("span", { class: "muted small", role: "status" }, "stream: connecting");
   ui.actionResult = el("div", { "aria-live": "polite" });
+  ui.stopping = el("p", { class: "ok stopping", role: "status", hidden: true });
+  ui.waiting = el("p", { class: "error wait-reason", role: "status", hidden: true });
   ui.error = el("div");
+  ui.where = el("p", { class: "job-provider", role: "status", hidden: true });  // a remote provider's job
   for (const [name, when] of Object.entries(meta.actions)) {  // the moves and where each may start
     const action = { name, when, label: capitalise(name) };
     ui.buttons.push([action, el("button", { type: "button", onclick: () => ui.onAction(action) }, action.label)]);
@@ -185,6 +207,7 @@ function jobLayout(job, meta, signal) {
   ui.events = el("ol", { class: "events", "aria-label": "Job events" });
   ui.resources = el("p", { class: "muted" }, "no resource sample yet");
   ui.artifacts = el("div");
+  ui.evaluation = evaluationPanel(job, meta, signal);  // the automatic evaluation: metrics, probe retention, regression
   ui.root = el("div", {},
     el("p", {}, el("a", { href: "#/jobs" }, "← Jobs")),
     el("div", { class: "page-head" }, el("div", {}, ui.title, el("div", { class: "muted small" }, job.id, " · ", ui.live)), ui.badge),
@@ -194,12 +217,16 @@ function jobLayout(job, meta, signal) {
       el("span", { class: "muted small" }, "While it runs:"), ui.interventions.flatMap(([, , nodes]) => nodes)),
     job.description || (job.tags || []).length ? el("p", { class: "job-about" }, job.description || "", " ",
       (job.tags || []).map((t) => el("span", { class: "tag" }, t))) : null,
-    ui.actionResult, ui.error,
+    (ui.regression = el("p", { class: "error retention-flag", role: "status", hidden: true },
+      "Retention regression: the tuned model answers fewer general-ability probe questions right than its base. ",
+      el("a", { href: `#/evaluations?job=${enc(job.id)}` }, "See its evaluation"))),
+    ui.where, ui.stopping, ui.waiting, ui.actionResult, ui.error,
     el("dl", { class: "stats" }, stat("step", "Step"),
       el("div", { class: "stat wide" }, el("dt", {}, "Progress"), el("dd", {}, ui.progress, " ", (ui.stats.progress = el("span", {}, "–")))),
       stat("eta", "ETA"), stat("speed", "Throughput"), stat("mfu", "MFU"), stat("update", "Update/weight"),
       stat("loss", "Loss"), stat("evalLoss", "Eval loss"), stat("attempts", "Attempts")),
     section("Training health", (ui.health = el("div", { "aria-live": "polite" }))),
+    ui.evaluation.node,
     section("Training curves", ui.chart.node),
     section("Metrics (latest steps)", el("table", { "aria-label": "Metrics" },
       el("thead", {}, el("tr", {}, ["step", "epoch", "loss", "eval loss", "learning rate", "grad norm", "tokens/s"].map((h) => el("th", { scope: "col" }, h)))),
@@ -207,8 +234,19 @@ function jobLayout(job, meta, signal) {
     el("div", { class: "two" }, section("Events", ui.events), section("Log", ui.log)),
     section("Resources", ui.resources),
     section("Configuration", el("pre", { class: "config" }, JSON.stringify(job.config, null, 2))),
-    section("Artifacts", ui.artifacts));
+    section("Artifacts", ui.artifacts),
+    ((slot) => { exportPanel(slot, job, meta, signal); return slot; })(el("div")));
   return ui;
+}
+
+/** Where a remote job trains (the job's `provider` and `remote`): the provider, its job id once
+ * created, and the tuned model's id there once it is done. */
+function whereItTrains(job) {
+  const remote = job.remote || {};
+  return ["Trains on provider ", el("strong", {}, job.provider), remote.kind ? ` (${remote.kind})` : "",
+    remote.job_id ? [" as remote job ", el("code", {}, remote.job_id)] : ": the remote job is not created yet",
+    remote.status ? `, ${remote.status} there` : "",
+    remote.fine_tuned_model ? ["; tuned model ", el("code", {}, remote.fine_tuned_model)] : "", "."];
 }
 
 function resourceLine(r) {

@@ -13,7 +13,7 @@ export async function pageModel(view, signal, name) {
     try {
       const info = await api("GET", `/api/models/info?name=${enc(name)}&batch_size=${enc(batch.value)}&max_length=${enc(length.value)}`);
       const m = info.model;
-      const facts = [["source", m.source], ["parameters", fmt.count(m.parameters)], ["architecture", m.architecture], ["model type", m.model_type],
+      const facts = [["source", m.source], ["parameters", fmt.count(m.parameters)], ["architecture", m.architecture], ["family (task)", m.task], ["model type", m.model_type],
         ["layers", m.num_layers], ["hidden size", m.hidden_size], ["heads", m.num_heads], ["context length", m.context_length],
         ["vocabulary", m.vocab_size], ["dtype", m.dtype], ["licence", m.licence], ["chat template", m.chat_template ? "yes" : "no"],
         ["Hub id", m.hub_id], ["available", m.available ? "yes" : "no"]];

@@ -1,6 +1,7 @@
 /* #/models: the model browser. Search the Hugging Face Hub and the local catalog
  * (GET /api/models?query=), filter by category (GET /api/meta model_categories) and
- * provider, see downloads, likes, size and licence, add a result to the collection
+ * provider, see each model's family (its task: causal_lm, seq2seq, classification), downloads, likes,
+ * size and licence, add a result to the collection
  * (POST /api/models with the guide's {id, name, provider, category}) or check whether it
  * can be used (GET /api/models/check/{id}); recommendations by use case below. */
 
@@ -49,7 +50,8 @@ export async function pageModels(view, signal) {
     return el("tr", { "data-model": m.id },
       el("td", {}, el("a", { href: `#/models/${enc(m.id)}` }, m.name), el("div", { class: "muted small" }, m.id),
         m.description ? el("div", { class: "muted small" }, m.description) : null, checkSlot),
-      el("td", {}, m.provider || "–"), el("td", {}, m.category), el("td", {}, m.parameters ?? "–"),
+      el("td", {}, m.provider || "–"), el("td", {}, m.category),
+      el("td", { class: "model-task" }, m.task ? el("code", {}, m.task) : "–"), el("td", {}, m.parameters ?? "–"),
       el("td", {}, fmt.num(m.downloads)), el("td", {}, fmt.num(m.likes)), el("td", {}, m.license ?? "–"),
       el("td", {}, fmt.bytes(m.size_bytes)), el("td", {}, m.source + (m.available ? " · on this machine" : "")),
       el("td", { class: "actions" }, addButton,
@@ -70,7 +72,7 @@ export async function pageModels(view, signal) {
       const known = new Set([...providers.options].map((o) => o.value));
       for (const m of page.data) if (m.provider && !known.has(m.provider)) { known.add(m.provider); append(providers, el("option", { value: m.provider })); }
       fill(results, page.data.length
-        ? table(["Model", "Provider", "Category", "Parameters", "Downloads", "Likes", "Licence", "Size", "Source", ""],
+        ? table(["Model", "Provider", "Category", "Family (task)", "Parameters", "Downloads", "Likes", "Licence", "Size", "Source", ""],
           page.data.map(row), "Model search results")
         : el("p", { class: "muted" }, "No models match."));
     } catch (error) { status.textContent = ""; showError(results, error); }
