@@ -10,8 +10,12 @@ machine over time (other work, thermal) falls on both arms alike:
 
 * ``A`` (no load): nothing but the job.
 * ``B`` (load): a fresh subprocess runs ``--clients`` concurrent clients, each
-  looping ``GET /api/jobs`` and ``GET /api/jobs/{id}/metrics?last_n=50``, plus
-  ``--streams`` SSE streams (``GET /api/jobs/{id}/stream``) held open and read.
+  reading ``GET /api/jobs`` and ``GET /api/jobs/{id}/metrics?last_n=50`` in
+  turn, one read every ``--pace`` seconds (default 1; an open dashboard polls
+  the job list every 3 s and a job every 5 s; ``--pace 0`` sends the next read
+  as soon as the last is answered, which measures how many reads the server
+  can answer, not how a studio is used), plus ``--streams`` SSE streams
+  (``GET /api/jobs/{id}/stream``) held open and read.
 
 Per window: requests, errors (any non-200, refused connection or broken
 stream), read latency p50/p95/p99, stream events received, the job's
@@ -98,10 +102,15 @@ class _Connection:
         self.reader = self.writer = None
 
 
-async def _reader(base: str, job_id: str, stop: float, out: dict[str, Any]) -> None:
+async def _reader(base: str, job_id: str, stop: float, pace: float, out: dict[str, Any]) -> None:
+    """One client: the job list and the job's metrics in turn, a request every ``pace`` s (0: no pause)."""
+    import random
+
     paths = ("/api/jobs", f"/api/jobs/{job_id}/metrics?last_n=50")
     connection = _Connection(base)
     turn = 0
+    if pace:  # clients that opened their pages at different moments, not all in the same millisecond
+        await asyncio.sleep(random.uniform(0, pace))
     while time.monotonic() < stop:
         path = paths[turn % 2]
         turn += 1
@@ -117,6 +126,8 @@ async def _reader(base: str, job_id: str, stop: float, out: dict[str, Any]) -> N
         out["latencies"].append(time.perf_counter() - started)
         out["requests"] += 1
         out["errors"] += 0 if ok else 1
+        if pace:
+            await asyncio.sleep(max(0.0, pace - (time.perf_counter() - started)))
     connection.close()
 
 
@@ -137,7 +148,7 @@ async def _stream(client: Any, base: str, job_id: str, stop: float, out: dict[st
             out["stream_errors"] += 1
 
 
-async def _load(base: str, job_id: str, clients: int, streams: int, seconds: float) -> dict[str, Any]:
+async def _load(base: str, job_id: str, clients: int, streams: int, seconds: float, pace: float) -> dict[str, Any]:
     import httpx
 
     out: dict[str, Any] = {"requests": 0, "errors": 0, "latencies": [], "statuses": {}, "streams_open": 0,
@@ -146,12 +157,12 @@ async def _load(base: str, job_id: str, clients: int, streams: int, seconds: flo
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         stop = time.monotonic() + seconds
         tasks = [_stream(client, base, job_id, stop, out) for _ in range(streams)]
-        tasks += [_reader(base, job_id, stop, out) for _ in range(clients)]
+        tasks += [_reader(base, job_id, stop, pace, out) for _ in range(clients)]
         await asyncio.gather(*tasks)
     return out
 
 
-def load_arm(base: str, job_id: str, clients: int, streams: int, seconds: float) -> None:
+def load_arm(base: str, job_id: str, clients: int, streams: int, seconds: float, pace: float) -> None:
     """Entry point of the load subprocess: prints one JSON line with what it saw."""
     try:
         import uvloop  # uvicorn[standard] brings it: the cheaper event loop, as the server's
@@ -159,7 +170,7 @@ def load_arm(base: str, job_id: str, clients: int, streams: int, seconds: float)
         run: Any = uvloop.run
     except ImportError:
         run = asyncio.run
-    out = run(_load(base, job_id, clients, streams, seconds))
+    out = run(_load(base, job_id, clients, streams, seconds, pace))
     latencies = sorted(out.pop("latencies"))
 
     def pct(q: float) -> float:
@@ -265,7 +276,8 @@ def _window(arm: str, base: str, job_id: str, args: argparse.Namespace) -> dict[
     row: dict[str, Any] = {"arm": arm}
     if arm == "B":
         done = subprocess.run([sys.executable, __file__, "--load-arm", base, job_id, "--clients", str(args.clients),
-                               "--streams", str(args.streams), "--seconds", str(args.seconds)],
+                               "--streams", str(args.streams), "--seconds", str(args.seconds),
+                               "--pace", str(args.pace)],
                               capture_output=True, text=True, timeout=args.seconds + 300)  # fmt: skip
         if done.returncode != 0:
             raise SystemExit(f"the load subprocess failed:\n{done.stderr[-3000:]}")
@@ -316,7 +328,8 @@ def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for r in load:
         for key, count in r["statuses"].items():
             statuses[key] = statuses.get(key, 0) + count
-    print(f"load: {args.clients} clients + {args.streams} SSE streams, {args.seconds:.0f} s per window; "
+    paced = f"a read every {args.pace:g} s each" if args.pace else "no pause between reads"
+    print(f"load: {args.clients} clients ({paced}) + {args.streams} SSE streams, {args.seconds:.0f} s per window; "
           f"errors {errors}{f' {statuses}' if statuses else ''}; worst read p99 {p99:.1f} ms; "
           f"training {pooled('B'):.1f} tok/s under load vs {pooled('A'):.1f} without ({ratio:.2f}x; "
           f"{sum(r['steps'] for r in rows)} steps in all)")
@@ -331,6 +344,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--pace", type=float, default=1.0,
+                        help="Seconds between one client's reads (default 1: three to five times as often as "
+                        "an open dashboard polls); 0: no pause, each client sends its next read at once.")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--warmup-steps", type=int, default=3, help="Steps the job trains before the first window.")
     parser.add_argument("--models-from", type=Path, default=None,
@@ -341,7 +357,7 @@ def main() -> None:
     parser.add_argument("--load-arm", nargs=2, metavar=("URL", "JOB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load_arm:
-        load_arm(args.load_arm[0], args.load_arm[1], args.clients, args.streams, args.seconds)
+        load_arm(args.load_arm[0], args.load_arm[1], args.clients, args.streams, args.seconds, args.pace)
         return
     home = Path(tempfile.mkdtemp(prefix="tunelab-load-"))
     if args.models_from and (args.models_from / "models").is_dir():

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         description="Largest file POST /api/preview-csv accepts, in bytes (the guide's 50 MB); "
         "TUNELAB_PREVIEW_MAX_BYTES.",
     )
+    read_cache_s: float = Field(
+        default=0.5, ge=0, le=60,
+        description="On PostgreSQL, how long the API keeps an answer of the polled job reads while nothing in "
+        "its process commits (TUNELAB_READ_CACHE_S): how much later other processes' writes can show (on SQLite "
+        "any commit is seen at once); 0: keep none.",
+    )
     offline: bool = Field(
         default=False, description="Never contact the Hugging Face Hub (also HF_HUB_OFFLINE=1)."
     )

@@ -27,4 +27,4 @@ def test_load_benchmark_prints_its_table_in_a_b_b_a_order(tiny_model_dir: Path) 
     assert int(load[2]) > 0 and load[3] == "0" and load[7] == "2"  # requests, no errors, both streams open
     assert lines[start].split()[-5:] == ["loadavg", "cpu%", "srv", "eng", "cli"]
     assert float(load[11]) >= 0 and float(load[12]) > 0 and float(load[14]) > 0  # server and client used CPU
-    assert lines[start + 6].startswith("load: 3 clients + 2 SSE streams") and lines[start + 7].startswith("targets:")
+    assert lines[start + 6].startswith("load: 3 clients (a read every 1 s each) + 2 SSE streams") and lines[start + 7].startswith("targets:")

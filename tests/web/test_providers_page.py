@@ -104,6 +104,7 @@ def test_new_job_form_sends_the_chosen_provider(remote_settings: Settings, page:
         assert sent["max_steps"] == 3 and "resume_from" not in sent
         where_line = page.locator(".job-provider")
         expect(where_line).to_have_text("Trains on provider peer: the remote job is not created yet.")
+        expect(page.get_by_role("group", name="Job interventions")).to_be_hidden()  # the API would answer 409
 
 
 def test_job_page_shows_the_remote_job_and_tuned_model(remote_settings: Settings, page: Any,
@@ -134,3 +135,4 @@ def test_job_page_shows_the_remote_job_and_tuned_model(remote_settings: Settings
         page.goto(f"{url}/ui/#/jobs/{local_id}")
         expect(page.get_by_role("heading", name="here")).to_be_visible()
         expect(page.locator(".job-provider")).to_be_hidden()
+        expect(page.get_by_role("group", name="Job interventions")).to_be_visible()

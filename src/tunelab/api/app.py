@@ -24,6 +24,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tunelab import __version__
 from tunelab.api.auth import check_startup
 from tunelab.api.errors import document_errors, error_body, install_error_handlers
+from tunelab.api.shared_reads import (
+    SharedReads,
+    StoreVersion,
+    WritesStartGenerations,
+    watch_commits,
+)
 from tunelab.monitor.alerts import MonitorLoop, ResponseTimes
 from tunelab.settings import Settings, get_settings
 
@@ -177,6 +183,7 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
                     yield
         finally:
             loop.stop()
+            app.state.shared_reads.version.close()
             chat_models = getattr(app.state, "chat_models", None)
             if chat_models is not None:  # generations still running stop at their next token
                 chat_models.cancel_all()
@@ -192,6 +199,8 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.response_times = response_times
+    watch_commits()
+    app.state.shared_reads = shared_reads = SharedReads(settings.read_cache_s, StoreVersion(settings.resolved_database_url))
     app.state.workers = []  # embedded workers (`tunelab serve` adds them); /api/health watches their loops
     install_error_handlers(app)
     for router in ROUTERS:
@@ -208,6 +217,7 @@ def create_app(settings: Settings | None = None, **fastapi_kwargs: Any) -> FastA
         )
     app.add_middleware(BodySizeLimit, max_upload_bytes=settings.max_upload_bytes,
                        preview_max_bytes=settings.preview_max_bytes)  # fmt: skip
+    app.add_middleware(WritesStartGenerations, reads=shared_reads)
     app.add_middleware(RefuseNul)
     app.add_middleware(ResponseTimer, window=response_times)  # outermost: times every request
     return app

@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, TypeVar
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from tunelab.api.auth import Principal, principal, require_scope
+from tunelab.api.shared_reads import SharedReads
 from tunelab.jobs.paths import PathAccess, api_access
 from tunelab.settings import Settings
 
@@ -60,6 +62,24 @@ async def read_in_pool(session: Session, read: Callable[[Session], T]) -> T:
             return read(session)
 
     return await run_in_threadpool(run)
+
+
+async def shared_read(
+    conn: HTTPConnection, session: Session, key: Hashable, read: Callable[[Session], Any], model: type[BaseModel]
+) -> Response:
+    """``read`` as JSON in ``model``'s shape, shared with the identical reads in flight (``shared_reads.py``).
+
+    The answer is checked and encoded once per flight, as FastAPI would have
+    done for ``response_model`` on every request, and returned as bytes; the
+    route keeps ``response_model`` for its OpenAPI schema.
+    """
+    reads: SharedReads = conn.app.state.shared_reads
+
+    async def compute() -> bytes:
+        data = await read_in_pool(session, read)
+        return model.__pydantic_serializer__.to_json(model.model_validate(data), by_alias=True)
+
+    return Response(await reads.answer(key, compute), media_type="application/json")
 
 
 def get_path_access(conn: HTTPConnection) -> PathAccess:

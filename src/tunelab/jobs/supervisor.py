@@ -145,6 +145,22 @@ def nice_problem(pid: int, wanted: int | None) -> dict[str, Any] | None:
     return {"message": message, "data": {"wanted": wanted, "actual": actual}}
 
 
+def stop_action(current: str | None, requested: str | None, timeout_s: float | None, ran: float,
+                should_stop: Callable[[], bool]) -> str | None:  # fmt: skip
+    """Why a running job stops, once decided: the user's pause or cancel, its time limit, or the worker leaving.
+
+    The one rule for both supervisors (the local engine's and a provider's
+    ``RemoteSupervisor``): the first reason found holds until the job stops.
+    """
+    if current:
+        return current
+    if requested in ("pause", "cancel"):
+        return requested
+    if timeout_s is not None and ran > timeout_s:
+        return "timeout"
+    return "stop" if should_stop() else None
+
+
 class Supervisor:
     """Owns one engine process for one job attempt."""
 
@@ -367,14 +383,7 @@ class Supervisor:
         write_control(self.run_dir / "control", self._relayed, pause=stopping)
 
     def decide_action(self, requested: str | None, timeout_s: float | None, ran: float) -> None:
-        if self.action:
-            return
-        if requested in ("pause", "cancel"):
-            self.action = requested
-        elif timeout_s is not None and ran > timeout_s:
-            self.action = "timeout"
-        elif self.should_stop():
-            self.action = "stop"
+        self.action = stop_action(self.action, requested, timeout_s, ran, self.should_stop)
 
     def stop_engine(self, proc: subprocess.Popen[bytes], kill_after: float | None = None) -> None:
         """Ask once (control file for pause/stop, else SIGTERM); SIGKILL only after no progress.

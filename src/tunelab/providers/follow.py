@@ -47,7 +47,7 @@ from tunelab.jobs.paths import ADMITTED
 from tunelab.jobs.publish import push_output
 from tunelab.jobs.queue import LeaseLost, heartbeat, owned_job
 from tunelab.jobs.states import JobStatus
-from tunelab.jobs.supervisor import Supervisor, notify_end
+from tunelab.jobs.supervisor import Supervisor, notify_end, stop_action
 from tunelab.providers.base import (
     Provider,
     ProviderError,
@@ -249,14 +249,7 @@ class RemoteSupervisor:
             return moved, job.requested_action, job.timeout_s
 
     def _decide(self, requested: str | None, timeout_s: float | None, ran: float) -> None:
-        if self.action:
-            return
-        if requested in ("pause", "cancel"):
-            self.action = requested
-        elif timeout_s is not None and ran > timeout_s:
-            self.action = "timeout"
-        elif self.should_stop():
-            self.action = "stop"
+        self.action = stop_action(self.action, requested, timeout_s, ran, self.should_stop)
 
     def _send(self, remote: RemoteJob) -> None:
         """Carry a pause, cancel or timeout to the provider, once; a refusal is told, not fatal."""

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
@@ -23,7 +23,7 @@ from tunelab.api.deps import (
     SessionDep,
     SettingsDep,
     TrainScope,
-    read_in_pool,
+    shared_read,
 )
 from tunelab.api.schemas import (
     AfterCursor,
@@ -97,6 +97,7 @@ def create_job(body: JobCreate, session: SessionDep, settings: SettingsDep, _: T
 
 @router.get("", response_model=JobsPublic, summary="List jobs (newest first)")
 async def list_jobs(
+    request: Request,
     session: SessionDep,
     _: ReadScope,
     status: Annotated[list[str] | None, Query(description="Filter by status (repeatable).")] = None,
@@ -104,12 +105,13 @@ async def list_jobs(
     search: Annotated[str | None, Query(description="Substring of the job name.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Response:
     def read(session: Session) -> dict[str, Any]:
         rows, total = service.list_jobs(session, status=status, tag=tag, search=search, limit=limit, offset=offset)
         return {"data": [row.to_dict() for row in rows], "count": total}
 
-    return await read_in_pool(session, read)
+    key = ("jobs", tuple(status or ()), tag, search, limit, offset)
+    return await shared_read(request, session, key, read, JobsPublic)
 
 
 @router.post("/compare", summary="Compare several jobs on chosen metrics")
@@ -119,8 +121,10 @@ def compare_jobs(body: CompareRequest, session: SessionDep, settings: SettingsDe
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="One job")
-async def get_job(job_id: str, session: SessionDep, _: ReadScope) -> dict[str, Any]:
-    return await read_in_pool(session, lambda session: service.get_job(session, job_id).to_dict())
+async def get_job(request: Request, job_id: str, session: SessionDep, _: ReadScope) -> Response:
+    return await shared_read(
+        request, session, ("job", job_id), lambda session: service.get_job(session, job_id).to_dict(), JobPublic
+    )
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, summary="Cancel a job")
@@ -151,32 +155,35 @@ def delete_job(job_id: str, session: SessionDep, settings: SettingsDep, _: Train
 
 @router.get("/{job_id}/events", response_model=Page, summary="Events after a cursor")
 async def list_events(
+    request: Request,
     job_id: str,
     session: SessionDep,
     _: ReadScope,
     after: AfterCursor = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
     type: Annotated[list[str] | None, Query(description="status, event, log, metrics, resources")] = None,
-) -> dict[str, Any]:
+) -> Response:
     def read(session: Session) -> dict[str, Any]:
         rows = service.list_events(session, job_id, after=after, limit=limit, types=type)
         return {"data": [row.to_dict() for row in rows], "count": len(rows)}
 
-    return await read_in_pool(session, read)
+    key = ("events", job_id, after, limit, tuple(type or ()))
+    return await shared_read(request, session, key, read, Page)
 
 
 @router.get("/{job_id}/metrics", response_model=Page, summary="Logged metrics by step")
 async def list_metrics(
+    request: Request,
     job_id: str,
     session: SessionDep,
     _: ReadScope,
     last_n: Annotated[int | None, Query(ge=1, le=100_000, description="Only the latest n steps.")] = None,
-) -> dict[str, Any]:
+) -> Response:
     def read(session: Session) -> dict[str, Any]:
         rows = service.list_metrics(session, job_id, last_n=last_n)
         return {"data": [row.to_dict() for row in rows], "count": len(rows)}
 
-    return await read_in_pool(session, read)
+    return await shared_read(request, session, ("metrics", job_id, last_n), read, Page)
 
 
 @router.get("/{job_id}/checkpoints", response_model=Page, summary="Saved checkpoints")

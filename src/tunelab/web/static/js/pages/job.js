@@ -75,6 +75,7 @@ export async function pageJob(view, signal, jobId) {
     ui.waiting.textContent = waiting ? `Queued, ${waiting}.` : "";
     fill(ui.error, job.error ? errorBox(job.error) : "");
     ui.where.hidden = !job.provider || job.provider === "local";
+    ui.interventionGroup.hidden = !ui.where.hidden;  // a provider's job takes no checkpoint, LR or stop-early request
     fill(ui.where, ui.where.hidden ? "" : whereItTrains(job));
   };
   const renderMetrics = throttle(() => {
@@ -213,8 +214,8 @@ function jobLayout(job, meta, signal) {
     el("div", { class: "page-head" }, el("div", {}, ui.title, el("div", { class: "muted small" }, job.id, " · ", ui.live)), ui.badge),
     el("div", { class: "actions", role: "group", "aria-label": "Job actions" }, ui.buttons.map(([, b]) => b),
       (ui.chatLink = el("a", { class: "button", href: `#/chat?model=${enc(job.id)}`, hidden: true }, "Chat with the tuned model"))),
-    el("div", { class: "actions", role: "group", "aria-label": "Job interventions" },
-      el("span", { class: "muted small" }, "While it runs:"), ui.interventions.flatMap(([, , nodes]) => nodes)),
+    (ui.interventionGroup = el("div", { class: "actions", role: "group", "aria-label": "Job interventions" },
+      el("span", { class: "muted small" }, "While it runs:"), ui.interventions.flatMap(([, , nodes]) => nodes))),
     job.description || (job.tags || []).length ? el("p", { class: "job-about" }, job.description || "", " ",
       (job.tags || []).map((t) => el("span", { class: "tag" }, t))) : null,
     (ui.regression = el("p", { class: "error retention-flag", role: "status", hidden: true },
