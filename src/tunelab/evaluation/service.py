@@ -29,6 +29,7 @@ from tunelab.evaluation.metrics import parse_metrics
 from tunelab.evaluation.rows import load_rows, rows_from_records
 from tunelab.evaluation.run import MAX_AGAINST, EvalRequest, run_evaluation, side_keys
 from tunelab.store.models import Evaluation, Job, utcnow
+from tunelab.store.retry import write_retrying
 
 log = logging.getLogger("tunelab.evaluation")
 STATUSES = ("queued", "running", "completed", "failed")
@@ -107,13 +108,16 @@ def _to_request(stored: dict[str, Any], judge: dict[str, Any] | None, rows: Any 
 def execute(factory: sessionmaker[Session], evaluation_id: str, *, judge: dict[str, Any] | None = None,
             rows: Any = None) -> Evaluation | None:  # fmt: skip
     """Run a queued evaluation to its end and store the result; never raises (failures are stored)."""
-    with factory() as session:
+    def mark_running(session: Session) -> dict[str, Any] | None:
         row = session.get(Evaluation, evaluation_id)
         if row is None:
             return None
         row.status, row.started_at = "running", utcnow()
-        stored = dict(row.request)
-        session.commit()
+        return dict(row.request)
+
+    stored = write_retrying(factory, mark_running, f"evaluation {evaluation_id}: marking it running")
+    if stored is None:
+        return None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     try:
@@ -128,43 +132,25 @@ def execute(factory: sessionmaker[Session], evaluation_id: str, *, judge: dict[s
 
 
 def _store_result(factory: sessionmaker[Session], evaluation_id: str, result: dict[str, Any] | None,
-                  error: dict[str, Any] | None, *, attempts: int = 6) -> Evaluation | None:  # fmt: skip
-    """Write the finished evaluation, retrying a transient store error (a locked SQLite under load).
+                  error: dict[str, Any] | None) -> Evaluation | None:  # fmt: skip
+    """Write the finished evaluation (retried: minutes of generation must not be lost to one locked moment)."""
 
-    Minutes of generation must not be lost to one ``database is locked``, and a
-    row left ``running`` would keep whoever waits on it (a sweep's trial)
-    waiting for good.
-    """
-    import time
+    def store(session: Session) -> Evaluation | None:
+        row = session.get(Evaluation, evaluation_id)
+        if row is None:
+            return None
+        row.finished_at = utcnow()
+        if result is not None:
+            stored = dict(result)
+            row.rows = stored.pop("rows")
+            row.summary, row.status = stored, "completed"
+            retention = stored.get("retention") or {}
+            row.regression = bool(retention.get("regression")) if retention.get("base_correct") is not None else None
+        else:
+            row.status, row.error = "failed", error
+        return row
 
-    from tunelab.store.retry import Backoff, describe, is_transient
-
-    backoff = Backoff(1.0, 30.0)
-    for attempt in range(1, attempts + 1):
-        try:
-            with factory() as session:
-                row = session.get(Evaluation, evaluation_id)
-                if row is None:
-                    return None
-                row.finished_at = utcnow()
-                if result is not None:
-                    stored = dict(result)
-                    row.rows = stored.pop("rows")
-                    row.summary, row.status = stored, "completed"
-                    retention = stored.get("retention") or {}
-                    row.regression = bool(retention.get("regression")) if retention.get("base_correct") is not None else None
-                else:
-                    row.status, row.error = "failed", error
-                session.commit()
-                return row
-        except Exception as exc:
-            if not is_transient(exc) or attempt == attempts:
-                raise
-            wait_s = backoff.failed()
-            log.warning("evaluation %s: storing the result failed (%s); retrying in %.1f s",
-                        evaluation_id, describe(exc), wait_s)  # fmt: skip
-            time.sleep(wait_s)
-    return None
+    return write_retrying(factory, store, f"evaluation {evaluation_id}: storing the result")
 
 
 def start(factory: sessionmaker[Session], evaluation_id: str, *, judge: dict[str, Any] | None = None) -> threading.Thread:
@@ -305,9 +291,9 @@ def evaluate_job(factory: sessionmaker[Session], job_id: str, run_dir: Path) -> 
                    "metrics": metrics or ["avg_length"], "probe": probe, "compare_base": True,
                    "max_rows": int(output.get("eval_metric_rows", 50)),
                    "max_new_tokens": int(output.get("max_new_tokens", 64)), "batch_size": 16, "judge": judge}  # fmt: skip
-        with factory() as session:
-            row = create(session, request, name=f"{job_id} (after training)", source="job", job_id=job_id)
-            evaluation_id = row.id
+        evaluation_id = write_retrying(
+            factory, lambda session: create(session, request, name=f"{job_id} (after training)", source="job",
+                                            job_id=job_id).id, f"job {job_id}: queueing its evaluation")  # fmt: skip
         try:
             rows = _job_rows(config)
         except TunelabError:
@@ -315,7 +301,7 @@ def evaluate_job(factory: sessionmaker[Session], job_id: str, run_dir: Path) -> 
         done = execute(factory, evaluation_id, rows=rows, judge=judge)
         if done is None:
             return None
-        with factory() as session:
+        def record(session: Session) -> None:
             job = session.get(Job, job_id)
             if job is not None and done.regression is not None:
                 job.regression = done.regression
@@ -323,7 +309,8 @@ def evaluate_job(factory: sessionmaker[Session], job_id: str, run_dir: Path) -> 
                 _job_event(session, add_event, job_id, done)
                 session.flush()
                 write_job_results(session, job)
-            session.commit()
+
+        write_retrying(factory, record, f"job {job_id}: recording its evaluation")
         return done
     except Exception:
         log.exception("automatic evaluation of job %s failed", job_id)

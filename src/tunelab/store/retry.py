@@ -10,11 +10,19 @@ The classification and the waits live here, next to the engines, so the worker
 
 from __future__ import annotations
 
+import logging
 import random
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import exc as sa_exc
 
 from tunelab.errors import DatabaseBusy, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 #: Errors a retry can cure: no connection to be had, a lock, a dropped link, a full disk.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -75,3 +83,36 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+
+def write_retrying(factory: sessionmaker[Session], write: Callable[[Session], T], what: str, *,
+                   attempts: int = 6) -> T:  # fmt: skip
+    """``write(session)`` committed in a transaction that holds SQLite's write lock from its start.
+
+    For writers that run beside the worker and a sweep's driver, which commit
+    every tick (an evaluation's thread). A deferred SQLite transaction that read first
+    cannot become a writer once another connection has committed since
+    (``database is locked`` at once, whatever ``busy_timeout`` says), so the
+    lock is taken at BEGIN (``begin_write``), and a transient store error is
+    retried with backoff. A row left ``queued`` or ``running`` by a lost write
+    would keep whoever waits on it (a sweep's trial) waiting for good.
+    """
+    import time
+
+    from tunelab.store.db import begin_write
+
+    backoff = Backoff(1.0, 30.0)
+    for attempt in range(1, attempts + 1):
+        try:
+            with factory() as session:
+                begin_write(session)
+                value = write(session)
+                session.commit()
+                return value
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            wait_s = backoff.failed()
+            logging.getLogger("tunelab.store").warning("%s failed (%s); retrying in %.1f s", what, describe(exc), wait_s)
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")  # the last attempt returned or raised
