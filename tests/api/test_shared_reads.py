@@ -207,3 +207,18 @@ def test_on_sqlite_another_process_commit_is_seen_at_once_and_otherwise_answers_
 
     asyncio.run(main())
     version.close()
+
+
+def test_distinct_reads_keep_at_most_max_kept_answers() -> None:
+    async def main() -> None:
+        reads = SharedReads(keep_s=60, max_kept=3)
+
+        async def compute(key: str) -> bytes:
+            return key.encode()
+
+        for index in range(10):  # ten different searches, nothing committed meanwhile
+            await reads.answer(f"search-{index}", lambda index=index: compute(f"search-{index}"))
+        assert len(reads._kept) == 3
+        assert [slot[-1] for slot in reads._kept] == ["search-7", "search-8", "search-9"]  # the newest stay
+
+    asyncio.run(main())

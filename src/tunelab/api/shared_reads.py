@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEEP_S = 0.5
+MAX_KEPT = 512  # answers kept at once: distinct searches and pages must not grow the server's memory
 
 _commits = itertools.count(1)  # next() is atomic under the GIL: commits come from any thread
 _last_commit = [0]
@@ -98,8 +99,8 @@ class StoreVersion:
 class SharedReads:
     """Answers by (generation, key): the flight under way, or one kept since nothing has committed."""
 
-    def __init__(self, keep_s: float = KEEP_S, version: StoreVersion | None = None) -> None:
-        self.keep_s = keep_s
+    def __init__(self, keep_s: float = KEEP_S, version: StoreVersion | None = None, max_kept: int = MAX_KEPT) -> None:
+        self.keep_s, self.max_kept = keep_s, max_kept
         self.version = version
         self._writes = 0  # API writes answered (a write that commits nothing still counts)
         self._flights: dict[tuple[Hashable, ...], asyncio.Future[bytes]] = {}
@@ -155,6 +156,8 @@ class SharedReads:
         if done.cancelled() or done.exception() is not None:  # retrieved: no "never retrieved" log
             return
         if self.keep_s > 0 and slot[:-1] == self.generation:  # nothing committed while it ran
+            if len(self._kept) >= self.max_kept:
+                del self._kept[next(iter(self._kept))]  # the oldest answer kept
             self._kept[slot] = (asked_at, done.result())
 
 
