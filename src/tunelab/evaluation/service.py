@@ -291,9 +291,9 @@ def evaluate_job(factory: sessionmaker[Session], job_id: str, run_dir: Path) -> 
                    "metrics": metrics or ["avg_length"], "probe": probe, "compare_base": True,
                    "max_rows": int(output.get("eval_metric_rows", 50)),
                    "max_new_tokens": int(output.get("max_new_tokens", 64)), "batch_size": 16, "judge": judge}  # fmt: skip
-        evaluation_id = write_retrying(
-            factory, lambda session: create(session, request, name=f"{job_id} (after training)", source="job",
-                                            job_id=job_id).id, f"job {job_id}: queueing its evaluation")  # fmt: skip
+        with factory() as session:
+            row = create(session, request, name=f"{job_id} (after training)", source="job", job_id=job_id)
+            evaluation_id = row.id
         try:
             rows = _job_rows(config)
         except TunelabError:
