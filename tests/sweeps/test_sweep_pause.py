@@ -44,7 +44,8 @@ def test_a_paused_trial_resumes_and_the_sweep_keeps_its_trial_count(
         _wait(factory, lambda s: _held(s, sweep_id) is not None)
         with factory() as session:
             job_id = _held(session, sweep_id)
-            assert job_id is not None
+        assert job_id is not None
+        with factory() as session:  # a fresh session: the pause takes SQLite's write lock at BEGIN
             jobs.pause_job(session, job_id)
         _wait(factory, lambda s: get_job(s, job_id).status in ("paused", "failed", "completed"))
         time.sleep(2)  # the driver ticks every 0.2 s meanwhile: a paused trial is not finished, nor replaced
@@ -54,7 +55,8 @@ def test_a_paused_trial_resumes_and_the_sweep_keeps_its_trial_count(
             rows = service.list_trials(session, sweep_id)
             assert sweep.status == "running" and [(r.number, r.state) for r in rows] == [(0, "running")]
             assert len(study.load(service.database_url(session), sweep).trials) == 1
-            jobs.resume_job(session, job_id)
+        with factory() as session:  # not after the reads above: a deferred read cannot become a writer
+            jobs.resume_job(session, job_id)  # once the worker has committed since (database is locked)
         _wait(factory, lambda s: service.get_sweep(s, sweep_id).status != "running")
     finally:
         server.stop()
